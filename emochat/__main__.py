@@ -1,0 +1,3 @@
+from emochat.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""The ``emochat`` command line. Only argparse and the standard library load here, so
+``emochat --help`` answers at once; each command imports what it needs when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from emochat import __version__
+from emochat.errors import EmochatError
+
+COMMANDS = ("chat", "say")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def model_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        default="default",
+        help="hub id, local folder or .gguf file (default: the bundled SmolLM2-135M-Instruct)",
+    )
+    group.add_argument(
+        "--quant",
+        choices=("auto", "4bit", "8bit", "none"),
+        default="auto",
+        help="bitsandbytes quantization; auto = 4bit (NF4) on CUDA, none on CPU",
+    )
+    group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    group.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        default="auto",
+        help="compute dtype; auto = float32 on CPU, bfloat16 on GPU (float16 without bf16)",
+    )
+    group.add_argument(
+        "--threads", type=_positive_int, help="CPU threads for torch (default: half the CPUs)"
+    )
+    return parent
+
+
+def generation_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("generation")
+    group.add_argument(
+        "--emotion", help="e.g. 'joy=0.8,fear=0.5', a preset like 'calm', or 8 numbers"
+    )
+    group.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7)")
+    group.add_argument("--top-p", type=float, default=0.9)
+    group.add_argument("--top-k", type=int, default=50)
+    group.add_argument("--max-new-tokens", type=_positive_int, default=256)
+    group.add_argument("--repetition-penalty", type=float, default=1.1)
+    group.add_argument("--seed", type=int, help="make sampling repeatable")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emochat",
+        description="Chat with a local language model whose emotions you can see and steer. "
+        "With no command, opens the chat app.",
+    )
+    parser.add_argument("--version", action="version", version=f"emochat {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    shared = [model_options(), generation_options()]
+
+    chat = commands.add_parser("chat", parents=shared, help="open the chat app (the default)")
+    chat.set_defaults(handler=_run_chat)
+
+    say = commands.add_parser(
+        "say", parents=shared, help="answer one prompt (or a file of prompts) and exit"
+    )
+    say.add_argument("prompt", nargs="?", help="the message to answer")
+    say.add_argument("--file", help="answer each line of this file independently ('-' = stdin)")
+    say.add_argument("--json", action="store_true", help="print one JSON object per reply")
+    say.set_defaults(handler=_run_say)
+    return parser
+
+
+def _run_chat(args: argparse.Namespace) -> int:
+    print(
+        'The chat app is not built yet; use `emochat say "..."` to talk to the model.',
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _run_say(args: argparse.Namespace) -> int:
+    from emochat.say import run_say
+
+    return run_say(args)
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    """``emochat`` and ``emochat --model X`` mean ``emochat chat …``."""
+    if not argv:
+        return ["chat"]
+    first = argv[0]
+    if first in COMMANDS or first in ("-h", "--help", "--version"):
+        return argv
+    return ["chat", *argv]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _with_default_command(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(arguments)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except EmochatError as error:
+        print(f"emochat: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("emochat: interrupted", file=sys.stderr)
+        return 130

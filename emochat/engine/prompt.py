@@ -1,0 +1,74 @@
+"""Turn a chat history into prompt token ids that fit the model's context window."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+
+class ChatMessage(TypedDict):
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+def render_prompt(tokenizer: Any, messages: list[ChatMessage]) -> tuple[str, bool]:
+    """The prompt text, and whether it came from the model's chat template (which then carries
+    the special tokens itself)."""
+    if getattr(tokenizer, "chat_template", None):
+        try:
+            text = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+            return text, True
+        except Exception:
+            # Some templates (older Gemma, Mistral) refuse a system role: fold it into the first
+            # user message and try once more before falling back to plain text.
+            if messages and messages[0]["role"] == "system":
+                return render_prompt(tokenizer, _fold_system(messages))
+    return fallback_prompt(messages), False
+
+
+def _fold_system(messages: list[ChatMessage]) -> list[ChatMessage]:
+    system, rest = messages[0], list(messages[1:])
+    if rest and rest[0]["role"] == "user":
+        rest[0] = {"role": "user", "content": f"{system['content']}\n\n{rest[0]['content']}"}
+        return rest
+    return [{"role": "user", "content": system["content"]}, *rest]
+
+
+def fallback_prompt(messages: list[ChatMessage]) -> str:
+    """A plain transcript for base models without a chat template."""
+    names = {"system": "System", "user": "User", "assistant": "Assistant"}
+    lines = [f"{names.get(m['role'], m['role'].title())}: {m['content']}" for m in messages]
+    return "\n".join([*lines, "Assistant:"])
+
+
+def _encode(tokenizer: Any, messages: list[ChatMessage]) -> list[int]:
+    text, templated = render_prompt(tokenizer, messages)
+    return list(tokenizer(text, add_special_tokens=not templated)["input_ids"])
+
+
+def build_prompt_ids(tokenizer: Any, messages: list[ChatMessage], budget: int) -> list[int]:
+    """Encode ``messages``, dropping the oldest turns (never the system prompt or the newest
+    message) until the prompt fits in ``budget`` tokens; a newest message that alone is too long
+    keeps its end."""
+    if budget < 1:
+        raise ValueError("the prompt budget must be at least one token")
+    system = [m for m in messages[:1] if m["role"] == "system"]
+    turns = list(messages[len(system) :])
+    while True:
+        ids = _encode(tokenizer, system + turns)
+        if len(ids) <= budget or len(turns) <= 1:
+            break
+        turns = turns[1:]
+        # A history should open with the user speaking.
+        while len(turns) > 1 and turns[0]["role"] != "user":
+            turns = turns[1:]
+    if len(ids) <= budget:
+        return ids
+    last = turns[-1]
+    overhead = len(_encode(tokenizer, [*system, {"role": last["role"], "content": ""}]))
+    content_ids = tokenizer(last["content"], add_special_tokens=False)["input_ids"]
+    keep = max(1, budget - overhead)
+    shortened = tokenizer.decode(content_ids[-keep:])
+    ids = _encode(tokenizer, [*system, {"role": last["role"], "content": shortened}])
+    return ids[-budget:]

@@ -1,0 +1,102 @@
+"""Shared fixtures: a tiny random model built on the spot (mechanics), and the real default
+model converted once per test session (behaviour)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+CORPUS = [
+    "Hello there, how are you feeling today?",
+    "I am happy, joyful and calm. The sun is shining on the beach.",
+    "I am sad and afraid; the rain will not stop.",
+    "Explain briefly how to boil an egg: put it in water and wait.",
+    "Café, naïve, über, 日本語, emoji 🙂 and other bytes.",
+] * 20
+
+
+def build_tiny_model(folder: Path, *, chat_template: bool = True, layers: int = 4) -> Path:
+    """A 4-layer Llama with a byte-level BPE tokenizer trained on a few sentences."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(CORPUS, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+    )
+    if chat_template:
+        fast.chat_template = CHATML_TEMPLATE
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded(tiny_model_dir: Path):
+    from emochat.engine.loading import LoadOptions, load_model
+
+    return load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", dtype="float32"))
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own data and config folder; the model cache stays shared."""
+    home = tmp_path / "emochat-home"
+    monkeypatch.setenv("EMOCHAT_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One conversion of the default GGUF per test session, in a folder of its own, so the
+    tests see the conversion happen and never touch the user's cache."""
+    cache = Path(os.environ.get("EMOCHAT_TEST_CACHE") or tmp_path_factory.mktemp("cache"))
+    os.environ["EMOCHAT_CACHE"] = str(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def default_loaded(model_cache: Path):
+    from emochat.engine.loading import LoadOptions, load_model
+
+    return load_model(LoadOptions(device="cpu"))

