@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from emochat import __version__
 from emochat.errors import EmochatError
 
-COMMANDS = ("chat", "say")
+COMMANDS = ("chat", "say", "vectors")
 
 
 def _positive_int(text: str) -> int:
@@ -56,6 +56,25 @@ def generation_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--emotion", help="e.g. 'joy=0.8,fear=0.5', a preset like 'calm', or 8 numbers"
     )
+    group.add_argument(
+        "--modulation",
+        choices=("steer", "prompt", "both", "off"),
+        default="steer",
+        help="how the emotion reaches the model: activation steering (default), a persona "
+        "system prompt, both, or off",
+    )
+    group.add_argument(
+        "--intensity",
+        type=float,
+        default=1.0,
+        help="steering strength, relative to the model's residual stream (0-3, default 1)",
+    )
+    group.add_argument(
+        "--no-build-vectors",
+        dest="build_vectors",
+        action="store_false",
+        help="never build steering vectors for a model that has none (use the persona prompt)",
+    )
     group.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7)")
     group.add_argument("--top-p", type=float, default=0.9)
     group.add_argument("--top-k", type=int, default=50)
@@ -85,6 +104,26 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--file", help="answer each line of this file independently ('-' = stdin)")
     say.add_argument("--json", action="store_true", help="print one JSON object per reply")
     say.set_defaults(handler=_run_say)
+
+    vectors = commands.add_parser("vectors", help="build or export emotion steering vectors")
+    vector_commands = vectors.add_subparsers(
+        dest="vectors_command", metavar="ACTION", required=True
+    )
+    build = vector_commands.add_parser(
+        "build", parents=[model_options()], help="derive steering vectors for a model"
+    )
+    build.add_argument("--out", help="folder to write (default: emochat's cache for this model)")
+    build.set_defaults(handler=_run_vectors_build)
+    export = vector_commands.add_parser(
+        "export",
+        parents=[model_options()],
+        help="write llama.cpp control-vector GGUF files (one per axis, or one for --emotion)",
+    )
+    export.add_argument("--out", default="control-vectors", help="folder, or a .gguf file")
+    export.add_argument("--emotion", help="export this mix as one file instead")
+    export.add_argument("--intensity", type=float, default=1.0)
+    export.add_argument("--no-build-vectors", dest="build_vectors", action="store_false")
+    export.set_defaults(handler=_run_vectors_export)
     return parser
 
 
@@ -100,6 +139,18 @@ def _run_say(args: argparse.Namespace) -> int:
     from emochat.say import run_say
 
     return run_say(args)
+
+
+def _run_vectors_build(args: argparse.Namespace) -> int:
+    from emochat.vectors_cli import run_build
+
+    return run_build(args)
+
+
+def _run_vectors_export(args: argparse.Namespace) -> int:
+    from emochat.vectors_cli import run_export
+
+    return run_export(args)
 
 
 def _with_default_command(argv: list[str]) -> list[str]:

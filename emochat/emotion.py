@@ -47,27 +47,31 @@ for _index, _axis in enumerate(AXES):
 
 AXIS_NAMES: dict[str, int] = {axis.name: index for index, axis in enumerate(AXES)}
 
-# Everyday words people type for a mood; each is a preset for one pole at full strength.
+# The adjective for each pole, used in persona prompts and accepted as a preset name.
 POLE_ADJECTIVES: dict[str, str] = {
-    "sad": "sadness",
+    "sadness": "sad",
+    "joy": "joyful",
+    "fear": "afraid",
+    "courage": "brave",
+    "disgust": "disgusted",
+    "acceptance": "accepting",
+    "anger": "angry",
+    "calmness": "calm",
+    "surprise": "surprised",
+    "expectation": "expectant",
+    "distrust": "distrustful",
+    "trust": "trusting",
+    "boredom": "bored",
+    "interest": "interested",
+    "indifference": "indifferent",
+    "empathy": "empathetic",
+}
+# Every word that names a pole as a preset: the adjectives plus everyday synonyms.
+PRESET_WORDS: dict[str, str] = {
+    **{adjective: pole for pole, adjective in POLE_ADJECTIVES.items()},
     "happy": "joy",
-    "joyful": "joy",
-    "afraid": "fear",
     "scared": "fear",
-    "brave": "courage",
-    "disgusted": "disgust",
-    "accepting": "acceptance",
-    "angry": "anger",
-    "calm": "calmness",
-    "surprised": "surprise",
-    "expectant": "expectation",
-    "distrustful": "distrust",
-    "trusting": "trust",
-    "bored": "boredom",
-    "interested": "interest",
     "curious": "interest",
-    "indifferent": "indifference",
-    "empathetic": "empathy",
     "caring": "empathy",
 }
 
@@ -177,14 +181,14 @@ def _clamp(value: float) -> float:
 
 def preset_names() -> list[str]:
     """Every preset a user can name: neutral, each pole, and everyday adjectives for the poles."""
-    return ["neutral", *POLES, *POLE_ADJECTIVES]
+    return ["neutral", *POLES, *PRESET_WORDS]
 
 
 def preset(name: str) -> EmotionVector:
     key = name.strip().lower()
     if key == "neutral":
         return EmotionVector.neutral()
-    pole = POLE_ADJECTIVES.get(key, key)
+    pole = PRESET_WORDS.get(key, key)
     if pole not in POLES:
         raise EmotionSpecError(
             f"unknown preset {name!r}; valid presets: {', '.join(preset_names())}"
@@ -231,6 +235,7 @@ def _parse_assignments(parts: list[str]) -> tuple[EmotionVector, list[str]]:
         key = name.strip().lower()
         if not sep or not key:
             raise EmotionSpecError(f"expected name=value, got {part!r}")
+        key = PRESET_WORDS.get(key, key)  # "calm=0.5" means "calmness=0.5"
         if key in POLES:
             index, sign = POLES[key]
         elif key in AXIS_NAMES:

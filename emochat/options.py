@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from emochat.emotion import EmotionVector, parse_emotion
 
 if TYPE_CHECKING:
-    from emochat.engine.generation import SamplingSettings
+    from emochat.engine.generation import Engine, SamplingSettings
     from emochat.engine.loading import LoadOptions
 
 
@@ -18,9 +18,8 @@ def warn(message: str) -> None:
 
 
 def progress_printer(message: str) -> None:
-    """Loading progress goes to stderr, and only where a person is watching."""
-    if sys.stderr.isatty():
-        print(message, file=sys.stderr, flush=True)
+    """Loading progress goes to stderr, so stdout stays clean for scripts."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def emotion_from_args(args: argparse.Namespace) -> EmotionVector:
@@ -55,3 +54,16 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingSettings:
         repetition_penalty=args.repetition_penalty,
         seed=args.seed,
     )
+
+
+def open_engine(args: argparse.Namespace) -> Engine:
+    """Load the model and its modulator as the arguments say."""
+    from emochat.engine.generation import Engine
+    from emochat.engine.loading import load_model
+    from emochat.engine.modulation import build_modulator
+
+    loaded = load_model(load_options_from_args(args), progress_printer)
+    modulator = build_modulator(
+        args.modulation, loaded, args.intensity, args.build_vectors, progress_printer
+    )
+    return Engine(loaded, modulator)

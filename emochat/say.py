@@ -7,15 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from emochat.engine.generation import Engine, Reply
-from emochat.engine.loading import load_model
+from emochat.engine.generation import Reply
 from emochat.errors import EmochatError
-from emochat.options import (
-    emotion_from_args,
-    load_options_from_args,
-    progress_printer,
-    sampling_from_args,
-)
+from emochat.options import emotion_from_args, open_engine, sampling_from_args
 
 
 def read_prompts(args: argparse.Namespace) -> list[str]:
@@ -53,7 +47,7 @@ def run_say(args: argparse.Namespace) -> int:
     prompts = read_prompts(args)
     emotion = emotion_from_args(args)
     settings = sampling_from_args(args)
-    engine = Engine(load_model(load_options_from_args(args), progress_printer))
+    engine = open_engine(args)
     echo = sys.stdout.isatty() and not args.json
     for prompt in prompts:
         reply = engine.reply([{"role": "user", "content": prompt}], emotion, settings)

@@ -1,0 +1,69 @@
+"""Choose how the emotion vector reaches the model: ``--modulation steer|prompt|both|off``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emochat.emotion import EmotionVector
+from emochat.engine.loading import LoadedModel
+from emochat.engine.modulators import Modulator, NoModulation
+from emochat.engine.persona import PersonaModulator
+from emochat.engine.steering import Progress, SteeringModulator, vectors_for
+from emochat.errors import EmochatError
+
+MODULATION_CHOICES = ("steer", "prompt", "both", "off")
+
+
+class CombinedModulator:
+    """Several modulators at once (steering and the persona prompt, for ``both``)."""
+
+    name = "both"
+
+    def __init__(self, parts: list[Modulator]) -> None:
+        self.parts = parts
+
+    def attach(self, model: Any) -> None:
+        for part in self.parts:
+            part.attach(model)
+
+    def set_emotion(self, emotion: EmotionVector) -> None:
+        for part in self.parts:
+            part.set_emotion(emotion)
+
+    def system_prompt(self, emotion: EmotionVector) -> str | None:
+        texts = [text for part in self.parts if (text := part.system_prompt(emotion))]
+        return "\n\n".join(texts) or None
+
+    def detach(self) -> None:
+        for part in self.parts:
+            part.detach()
+
+
+def build_modulator(
+    mode: str,
+    loaded: LoadedModel,
+    intensity: float = 1.0,
+    build_vectors: bool = True,
+    progress: Progress = print,
+) -> Modulator:
+    """The modulator for ``mode``. Steering without vectors (and building turned off) falls back
+    to the persona prompt, and says so through ``progress``."""
+    if mode not in MODULATION_CHOICES:
+        raise EmochatError(f"--modulation must be one of {', '.join(MODULATION_CHOICES)}")
+    if not 0 <= intensity <= 3:
+        raise EmochatError("--intensity must be between 0 and 3")
+    if mode == "off":
+        return NoModulation()
+    if mode == "prompt":
+        return PersonaModulator()
+    directions = vectors_for(loaded, progress, build=build_vectors)
+    if directions is None:
+        progress(
+            f"No emotion vectors for {loaded.info.name} and building is off: using the persona "
+            "prompt instead (run `emochat vectors build` to steer)."
+        )
+        return PersonaModulator()
+    steering = SteeringModulator(directions, intensity)
+    if mode == "steer":
+        return steering
+    return CombinedModulator([steering, PersonaModulator()])

@@ -1,0 +1,327 @@
+"""Activation steering: one direction per emotion axis per decoder layer, added to the residual
+stream inside a band of layers while the model generates.
+
+Directions are the mean difference of decoder-block outputs (last prompt token) between persona
+prompts for the two poles of an axis, over shipped questions and assistant openings. Strength
+is relative to the residual-stream norm at each layer, so one ``intensity`` means about the same
+on models of different sizes, and the total added norm is capped so mixes stay readable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from emochat import paths
+from emochat.emotion import AXES, N_AXES, EmotionVector
+from emochat.engine.loading import LoadedModel
+from emochat.engine.prompt import render_prompt
+from emochat.errors import EmochatError
+
+FORMAT_VERSION = 1
+VECTORS_FILE = "emotion_vectors"
+# At |e| = 1 and intensity 1 an axis adds this fraction of the residual norm, averaged over the
+# band. On the default model the raw JOY−SADNESS difference is 0.04 of the norm there; 0.03
+# already turned replies sad or thrilled and 0.06 made them poetic, so 0.04 it is.
+TARGET_RELATIVE_STRENGTH = 0.04
+# However the axes mix, a layer never gets more than this fraction of its residual norm added.
+MAX_RELATIVE_NORM = 0.08
+
+Progress = Callable[[str], None]
+
+
+def _silent(_message: str) -> None:
+    pass
+
+
+def find_decoder_layers(model: Any) -> Any:
+    """The ``ModuleList`` of decoder blocks, for plain, PEFT-wrapped and quantized models alike:
+    the list whose length is the configured layer count (the name decides ties)."""
+    import torch
+
+    config = model.config
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    count = int(config.num_hidden_layers)
+    candidates = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.ModuleList) and len(module) == count
+    ]
+    if not candidates:
+        raise EmochatError("cannot find the decoder layers of this model to steer")
+    candidates.sort(key=lambda item: (not item[0].endswith(("layers", ".h", "blocks")), item[0]))
+    return candidates[0][1]
+
+
+def default_band(n_layers: int) -> tuple[int, int]:
+    """The middle third of the layers: early blocks barely act, late ones break the text."""
+    return n_layers // 3, max(n_layers // 3 + 1, (2 * n_layers) // 3)
+
+
+@dataclass
+class EmotionDirections:
+    """Per-axis, per-layer steering directions for one model, and how to scale them."""
+
+    directions: Any  # float32 tensor [N_AXES, n_layers, hidden]
+    residual_norms: Any  # float32 tensor [n_layers]
+    band: tuple[int, int]  # decoder blocks [start, stop) that get steered
+    scales: list[float]  # per axis: multiplies the raw direction at |e| = 1, intensity = 1
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.directions.shape[1])
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.directions.shape[2])
+
+    def offsets(self, emotion: EmotionVector, intensity: float = 1.0) -> Any:
+        """The vector added after each decoder block, [n_layers, hidden] (zero outside the band)."""
+        import torch
+
+        weights = torch.tensor(
+            [value * scale * intensity for value, scale in zip(emotion, self.scales, strict=True)]
+        )
+        offsets = torch.einsum("k,klh->lh", weights, self.directions)
+        start, stop = self.band
+        offsets[:start] = 0
+        offsets[stop:] = 0
+        limits = MAX_RELATIVE_NORM * self.residual_norms
+        norms = offsets.norm(dim=-1)
+        shrink = torch.where(
+            norms > limits, limits / norms.clamp_min(1e-12), torch.ones_like(norms)
+        )
+        return offsets * shrink[:, None]
+
+    def save(self, folder: Path) -> Path:
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            "directions": self.directions.contiguous(),
+            "residual_norms": self.residual_norms.contiguous(),
+        }
+        save_file(tensors, str(folder / f"{VECTORS_FILE}.safetensors"))
+        description = {
+            "format": FORMAT_VERSION,
+            "axes": [axis.name for axis in AXES],
+            "band": list(self.band),
+            "scales": self.scales,
+            **self.metadata,
+        }
+        (folder / f"{VECTORS_FILE}.json").write_text(json.dumps(description, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> EmotionDirections:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            description = json.loads((folder / f"{VECTORS_FILE}.json").read_text())
+            tensors = load_file(str(folder / f"{VECTORS_FILE}.safetensors"))
+            directions = tensors["directions"].float()
+            residual_norms = tensors["residual_norms"].float()
+        except (OSError, ValueError, KeyError, SafetensorError) as error:
+            raise EmochatError(f"cannot read emotion vectors in {folder}: {error}") from error
+        if description.get("format") != FORMAT_VERSION:
+            raise EmochatError(f"{folder}: unsupported emotion-vector format")
+        if directions.shape[0] != N_AXES:
+            raise EmochatError(f"{folder}: expected {N_AXES} axes, got {directions.shape[0]}")
+        metadata = {
+            key: value
+            for key, value in description.items()
+            if key not in ("format", "axes", "band", "scales")
+        }
+        return cls(
+            directions=directions,
+            residual_norms=residual_norms,
+            band=(int(description["band"][0]), int(description["band"][1])),
+            scales=[float(scale) for scale in description["scales"]],
+            metadata=metadata,
+        )
+
+
+def load_prompt_set() -> dict[str, Any]:
+    text = resources.files("emochat").joinpath("data/steering_prompts.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def _persona_texts(tokenizer: Any, prompt_set: dict[str, Any], persona: str | None) -> list[str]:
+    texts = []
+    for question in prompt_set["questions"]:
+        messages = [{"role": "user", "content": question}]
+        if persona is not None:
+            system = prompt_set["template"].format(persona=persona)
+            messages.insert(0, {"role": "system", "content": system})
+        prompt, _ = render_prompt(tokenizer, messages)
+        texts.extend(prompt + opening for opening in prompt_set["openings"])
+    return texts
+
+
+@contextmanager
+def _capture_block_outputs(layers: Any) -> Iterator[list[Any]]:
+    """Record the last-token output of every decoder block during one forward pass."""
+    captured: list[Any] = [None] * len(layers)
+    handles = []
+    for index, layer in enumerate(layers):
+
+        def record(module: Any, args: Any, output: Any, index: int = index) -> None:
+            hidden = output[0] if isinstance(output, tuple) else output
+            captured[index] = hidden[0, -1].detach().float().cpu()
+
+        handles.append(layer.register_forward_hook(record))
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _mean_block_outputs(loaded: LoadedModel, texts: list[str]) -> Any:
+    """Mean last-token output of every block over ``texts``: [n_layers, hidden]."""
+    import torch
+
+    model, tokenizer = loaded.model, loaded.tokenizer
+    layers = find_decoder_layers(model)
+    device = next(model.parameters()).device
+    total = None
+    with torch.inference_mode(), _capture_block_outputs(layers) as captured:
+        for text in texts:
+            ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+            model(input_ids=ids.to(device))
+            stacked = torch.stack(captured)
+            total = stacked if total is None else total + stacked
+    return total / len(texts)
+
+
+def extract_directions(loaded: LoadedModel, progress: Progress = _silent) -> EmotionDirections:
+    """Build the directions for ``loaded`` from the shipped contrastive prompt set."""
+    import torch
+
+    prompt_set = load_prompt_set()
+    tokenizer = loaded.tokenizer
+    neutral = _mean_block_outputs(loaded, _persona_texts(tokenizer, prompt_set, None))
+    per_axis = []
+    for index, axis in enumerate(AXES):
+        progress(f"Measuring {axis.label} ({index + 1}/{N_AXES})…")
+        means = [
+            _mean_block_outputs(
+                loaded, _persona_texts(tokenizer, prompt_set, prompt_set["personas"][pole])
+            )
+            for pole in (axis.positive, axis.negative)
+        ]
+        per_axis.append(means[0] - means[1])
+    directions = torch.stack(per_axis)
+    residual_norms = neutral.norm(dim=-1)
+    band = default_band(directions.shape[1])
+    start, stop = band
+    relative = directions[:, start:stop].norm(dim=-1) / residual_norms[start:stop]
+    scales = (TARGET_RELATIVE_STRENGTH / relative.mean(dim=-1).clamp_min(1e-6)).tolist()
+    metadata = {
+        "model": loaded.info.name,
+        "model_source": loaded.info.source,
+        "hidden_size": loaded.info.hidden_size,
+        "n_layers": loaded.info.n_layers,
+        "prompt_set_version": prompt_set["version"],
+        "target_relative_strength": TARGET_RELATIVE_STRENGTH,
+    }
+    return EmotionDirections(directions, residual_norms, band, scales, metadata)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
+
+
+def shipped_vectors_dir(model_name: str) -> Path:
+    return Path(str(resources.files("emochat.checkpoints"))) / _slug(model_name)
+
+
+def cached_vectors_dir(loaded: LoadedModel) -> Path:
+    source_hash = hashlib.sha256(loaded.info.source.encode()).hexdigest()[:10]
+    return paths.cache_dir() / "vectors" / f"{_slug(loaded.info.name)}-{source_hash}"
+
+
+def _fits(directions: EmotionDirections, loaded: LoadedModel) -> bool:
+    return (directions.n_layers, directions.hidden_size) == (
+        loaded.info.n_layers,
+        loaded.info.hidden_size,
+    )
+
+
+def vectors_for(
+    loaded: LoadedModel, progress: Progress = _silent, build: bool = True
+) -> EmotionDirections | None:
+    """The shipped vectors for this model, else cached ones, else (if ``build``) new ones,
+    saved to the cache. ``None`` when there are none and building is off."""
+    for folder in (shipped_vectors_dir(loaded.info.name), cached_vectors_dir(loaded)):
+        if (folder / f"{VECTORS_FILE}.json").is_file():
+            directions = EmotionDirections.load(folder)
+            if _fits(directions, loaded):
+                return directions
+    if not build:
+        return None
+    progress(f"No emotion vectors for {loaded.info.name} yet: building them once…")
+    directions = extract_directions(loaded, progress)
+    try:
+        directions.save(cached_vectors_dir(loaded))
+    except OSError as error:
+        progress(f"Could not cache the emotion vectors: {error}")
+    return directions
+
+
+class SteeringModulator:
+    """Adds the emotion's offsets to the output of each decoder block in the band."""
+
+    name = "steer"
+
+    def __init__(self, directions: EmotionDirections, intensity: float = 1.0) -> None:
+        self.directions = directions
+        self.intensity = intensity
+        self._offsets: list[Any] = [None] * directions.n_layers
+        self._handles: list[Any] = []
+
+    def attach(self, model: Any) -> None:
+        layers = find_decoder_layers(model)
+        if len(layers) != self.directions.n_layers:
+            raise EmochatError("these emotion vectors were built for a different model")
+        for index, layer in enumerate(layers):
+            self._handles.append(layer.register_forward_hook(self._hook(index)))
+
+    def _hook(self, index: int) -> Callable[..., Any]:
+        def add_offset(module: Any, args: Any, output: Any) -> Any:
+            offset = self._offsets[index]
+            if offset is None:
+                return None  # leave the output object untouched: bit-identical to no hook
+            if isinstance(output, tuple):
+                hidden = output[0]
+                return (hidden + offset.to(hidden.device, hidden.dtype), *output[1:])
+            return output + offset.to(output.device, output.dtype)
+
+        return add_offset
+
+    def set_emotion(self, emotion: EmotionVector) -> None:
+        if emotion.is_neutral() or self.intensity == 0:
+            self._offsets = [None] * self.directions.n_layers
+            return
+        offsets = self.directions.offsets(emotion, self.intensity)
+        active = offsets.norm(dim=-1) > 0
+        self._offsets = [offsets[index] if active[index] else None for index in range(len(offsets))]
+
+    def system_prompt(self, emotion: EmotionVector) -> str | None:
+        return None
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._offsets = [None] * self.directions.n_layers

@@ -1,0 +1,253 @@
+import json
+
+import pytest
+import torch
+
+from emochat.emotion import EmotionVector, parse_emotion
+from emochat.engine.control_vector import write_control_vector
+from emochat.engine.generation import Engine, SamplingSettings
+from emochat.engine.loading import LoadOptions, load_model
+from emochat.engine.modulation import CombinedModulator, build_modulator
+from emochat.engine.persona import PersonaModulator
+from emochat.engine.steering import (
+    MAX_RELATIVE_NORM,
+    EmotionDirections,
+    SteeringModulator,
+    default_band,
+    extract_directions,
+    find_decoder_layers,
+    vectors_for,
+)
+from emochat.errors import EmochatError
+
+PROMPT = [{"role": "user", "content": "How are you feeling today?"}]
+
+
+@pytest.fixture(scope="module")
+def tiny_directions(tiny_loaded) -> EmotionDirections:
+    return extract_directions(tiny_loaded)
+
+
+def _logits(model, text="Hello there") -> torch.Tensor:
+    ids = torch.tensor([[5, 17, 42, 99, 7]])
+    with torch.inference_mode():
+        return model(input_ids=ids).logits
+
+
+def test_extraction_gives_one_direction_per_axis_and_layer(tiny_loaded, tiny_directions) -> None:
+    d = tiny_directions
+    assert tuple(d.directions.shape) == (8, 4, 64)
+    assert tuple(d.residual_norms.shape) == (4,)
+    assert d.band == default_band(4) == (1, 2)
+    assert all(scale > 0 and torch.isfinite(torch.tensor(scale)) for scale in d.scales)
+    assert d.directions.norm(dim=-1).min() > 0
+    assert d.metadata["n_layers"] == 4
+    assert d.metadata["hidden_size"] == 64
+    assert d.metadata["prompt_set_version"] == 1
+
+
+def test_default_band_is_the_middle_third() -> None:
+    assert default_band(30) == (10, 20)
+    assert default_band(2) == (0, 1)
+
+
+def test_offsets_respect_band_sign_and_cap(tiny_directions) -> None:
+    d = tiny_directions
+    joy = d.offsets(EmotionVector.pole("joy"))
+    sad = d.offsets(EmotionVector.pole("sadness"))
+    start, stop = d.band
+    assert torch.count_nonzero(joy[:start]) == 0 and torch.count_nonzero(joy[stop:]) == 0
+    assert torch.allclose(joy, -sad)
+    loud = d.offsets(EmotionVector((1.0,) * 8), intensity=3)
+    limits = MAX_RELATIVE_NORM * d.residual_norms
+    assert torch.all(loud.norm(dim=-1) <= limits * 1.0001)
+
+
+def test_vector_files_round_trip(tiny_directions, tmp_path) -> None:
+    tiny_directions.save(tmp_path)
+    loaded = EmotionDirections.load(tmp_path)
+    assert torch.equal(loaded.directions, tiny_directions.directions)
+    assert torch.equal(loaded.residual_norms, tiny_directions.residual_norms)
+    assert loaded.band == tiny_directions.band
+    assert loaded.scales == pytest.approx(tiny_directions.scales)
+    assert loaded.metadata == json.loads(json.dumps(tiny_directions.metadata))
+
+
+def test_a_corrupt_vector_file_is_a_clear_error(tiny_directions, tmp_path) -> None:
+    tiny_directions.save(tmp_path)
+    (tmp_path / "emotion_vectors.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(EmochatError, match="cannot read emotion vectors"):
+        EmotionDirections.load(tmp_path)
+
+
+def test_zero_vector_leaves_logits_bit_identical(tiny_loaded, tiny_directions) -> None:
+    before = _logits(tiny_loaded.model)
+    steering = SteeringModulator(tiny_directions)
+    steering.attach(tiny_loaded.model)
+    try:
+        steering.set_emotion(EmotionVector())
+        assert torch.equal(_logits(tiny_loaded.model), before)
+        steering.set_emotion(EmotionVector.pole("joy"))
+        assert not torch.equal(_logits(tiny_loaded.model), before)
+    finally:
+        steering.detach()
+    assert torch.equal(_logits(tiny_loaded.model), before)
+
+
+def test_hooks_act_only_inside_the_band(tiny_loaded, tiny_directions) -> None:
+    layers = find_decoder_layers(tiny_loaded.model)
+    assert layers is tiny_loaded.model.model.layers
+
+    def block_outputs() -> list[torch.Tensor]:
+        seen = []
+        handles = [
+            layer.register_forward_hook(
+                lambda m, a, out: seen.append((out[0] if isinstance(out, tuple) else out).clone())
+            )
+            for layer in layers
+        ]
+        _logits(tiny_loaded.model)
+        for handle in handles:
+            handle.remove()
+        return seen
+
+    plain = block_outputs()
+    steering = SteeringModulator(tiny_directions)
+    steering.attach(tiny_loaded.model)
+    steering.set_emotion(EmotionVector.pole("fear"))
+    try:
+        steered = block_outputs()
+    finally:
+        steering.detach()
+    start, _ = tiny_directions.band
+    # The observing hooks run after the steering ones, so they see the steered outputs: blocks
+    # before the band are untouched and the first band block carries exactly the offset.
+    assert all(torch.equal(a, b) for a, b in zip(plain[:start], steered[:start], strict=True))
+    offset = tiny_directions.offsets(EmotionVector.pole("fear"))[start]
+    assert torch.allclose(steered[start] - plain[start], offset.expand_as(plain[start]), atol=1e-5)
+
+
+def test_decoder_layers_are_found_in_peft_and_gpt2_models(tiny_loaded, tmp_path) -> None:
+    peft = pytest.importorskip("peft")
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    wrapped = peft.get_peft_model(
+        tiny_loaded.model, peft.LoraConfig(r=2, target_modules=["q_proj"])
+    )
+    try:
+        assert find_decoder_layers(wrapped) is tiny_loaded.model.model.layers
+    finally:
+        wrapped.unload()
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=3, n_embd=32, n_head=2, vocab_size=50))
+    assert find_decoder_layers(gpt2) is gpt2.transformer.h
+
+
+def test_changing_the_vector_takes_effect_on_the_next_reply(tiny_loaded, tiny_directions) -> None:
+    steering = SteeringModulator(tiny_directions, intensity=3)
+    engine = Engine(tiny_loaded, steering)
+    settings = SamplingSettings(temperature=0, max_new_tokens=12)
+    try:
+        neutral = engine.reply(PROMPT, EmotionVector(), settings)
+        neutral.finish()
+        afraid = engine.reply(PROMPT, EmotionVector((-1.0,) * 8), settings)
+        afraid.finish()
+        again = engine.reply(PROMPT, EmotionVector(), settings)
+        again.finish()
+    finally:
+        steering.detach()
+    assert afraid.token_ids != neutral.token_ids
+    assert again.token_ids == neutral.token_ids
+
+
+def test_steering_works_on_a_4bit_model(tiny_model_dir, tiny_directions) -> None:
+    pytest.importorskip("bitsandbytes")
+    loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", quant="4bit"))
+    before = _logits(loaded.model)
+    steering = SteeringModulator(tiny_directions)
+    steering.attach(loaded.model)
+    steering.set_emotion(EmotionVector())
+    assert torch.equal(_logits(loaded.model), before)
+    steering.set_emotion(EmotionVector.pole("anger"))
+    assert not torch.equal(_logits(loaded.model), before)
+
+
+def test_vectors_are_built_once_then_cached(tiny_loaded, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("EMOCHAT_CACHE", str(tmp_path))
+    assert vectors_for(tiny_loaded, build=False) is None
+    messages: list[str] = []
+    built = vectors_for(tiny_loaded, messages.append)
+    assert any("building them once" in message for message in messages)
+    monkeypatch.setattr(
+        "emochat.engine.steering.extract_directions",
+        lambda *a, **k: pytest.fail("built again"),
+    )
+    cached = vectors_for(tiny_loaded)
+    assert torch.equal(cached.directions, built.directions)
+
+
+def test_modulation_modes(tiny_loaded, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("EMOCHAT_CACHE", str(tmp_path))
+    notes: list[str] = []
+    fallback = build_modulator("steer", tiny_loaded, build_vectors=False, progress=notes.append)
+    assert isinstance(fallback, PersonaModulator)
+    assert "persona prompt instead" in notes[0]
+    both = build_modulator("both", tiny_loaded, progress=notes.append)
+    assert isinstance(both, CombinedModulator)
+    assert "joyful" in both.system_prompt(EmotionVector.pole("joy"))
+    assert build_modulator("off", tiny_loaded).system_prompt(EmotionVector.pole("joy")) is None
+    with pytest.raises(EmochatError, match="--intensity"):
+        build_modulator("steer", tiny_loaded, intensity=9)
+
+
+def test_persona_prompt_joins_the_system_prompt(tiny_loaded) -> None:
+    engine = Engine(tiny_loaded, PersonaModulator())
+    vector, _ = parse_emotion("sadness=0.9,interest=0.4")
+    messages = engine.prepare_messages(
+        [{"role": "system", "content": "Be brief."}, *PROMPT], vector
+    )
+    assert messages[0]["content"].startswith("Be brief.\n\nRight now you feel extremely sad")
+    assert "quite interested" in messages[0]["content"]
+    assert engine.prepare_messages(PROMPT, EmotionVector()) == PROMPT
+
+
+def test_control_vector_gguf_matches_llama_cpp_layout(tiny_directions, tmp_path) -> None:
+    import gguf
+
+    offsets = tiny_directions.offsets(EmotionVector.pole("joy"))
+    path = write_control_vector(tmp_path / "joy.gguf", offsets, "llama")
+    reader = gguf.GGUFReader(str(path))
+    arch = reader.fields["general.architecture"]
+    assert bytes(arch.parts[arch.data[0]]).decode() == "controlvector"
+    names = [tensor.name for tensor in reader.tensors]
+    assert names == [f"direction.{layer}" for layer in range(1, 4)]
+    for tensor in reader.tensors:
+        layer = int(tensor.name.split(".")[1])
+        assert torch.allclose(torch.from_numpy(tensor.data.copy()), offsets[layer])
+
+
+@pytest.mark.slow
+def test_joy_and_sadness_shift_the_default_models_mood(default_loaded) -> None:
+    """Scored by VADER, which the project did not train: +joy must read happier than -joy."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    vader = SentimentIntensityAnalyzer()
+    engine = Engine(default_loaded, build_modulator("steer", default_loaded, build_vectors=False))
+    prompts = [
+        "How are you feeling today?",
+        "Tell me about your weekend plans.",
+        "What do you think of rainy days?",
+        "Describe your morning.",
+        "What is your favourite memory?",
+    ]
+    wins = 0
+    for prompt in prompts:
+        scores = []
+        for spec in ("joy=1", "sadness=1"):
+            reply = engine.reply(
+                [{"role": "user", "content": prompt}],
+                parse_emotion(spec)[0],
+                SamplingSettings(max_new_tokens=40, seed=11),
+            )
+            scores.append(vader.polarity_scores(reply.finish())["compound"])
+        wins += scores[0] > scores[1]
+    assert wins >= 4, f"joy read happier than sadness on only {wins}/5 prompts"
