@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from emochat import __version__
 from emochat.errors import EmochatError
 
-COMMANDS = ("chat", "say", "vectors")
+COMMANDS = ("chat", "say", "detect", "vectors", "transcripts")
 
 
 def _positive_int(text: str) -> int:
@@ -84,6 +84,16 @@ def generation_options() -> argparse.ArgumentParser:
     return parent
 
 
+def detector_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--detector",
+        choices=("minilm", "vader", "probe"),
+        default="minilm",
+        help="how user messages are read: MiniLM + trained head (default), VADER valence only, "
+        "or a probe of the chat model's own hidden states",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emochat",
@@ -95,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     shared = [model_options(), generation_options()]
 
     chat = commands.add_parser("chat", parents=shared, help="open the chat app (the default)")
+    chat.add_argument("--resume", metavar="last|ID", help="continue a saved conversation")
+    chat.add_argument("--theme", default="emochat-dusk", help="colour theme (Ctrl+T cycles)")
+    chat.add_argument(
+        "--policy",
+        choices=("mirror", "soothe", "locked"),
+        default="mirror",
+        help="how the mood follows your messages: mirror them, soothe distress, or stay put",
+    )
+    detector_option(chat)
     chat.set_defaults(handler=_run_chat)
 
     say = commands.add_parser(
@@ -103,7 +122,42 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("prompt", nargs="?", help="the message to answer")
     say.add_argument("--file", help="answer each line of this file independently ('-' = stdin)")
     say.add_argument("--json", action="store_true", help="print one JSON object per reply")
+    say.add_argument(
+        "--transcript",
+        default="auto",
+        metavar="PATH|auto",
+        help="where to save the conversation (default: a new file in the data folder)",
+    )
+    say.add_argument("--no-save", action="store_true", help="do not save a transcript")
     say.set_defaults(handler=_run_say)
+
+    detect = commands.add_parser(
+        "detect", parents=[model_options()], help="read the emotion of a text (or of stdin lines)"
+    )
+    detect.add_argument("text", nargs="?", help="the text to read")
+    detect.add_argument("--json", action="store_true", help="print one JSON object")
+    detect.add_argument(
+        "--jsonl", action="store_true", help="read one text per line from stdin, print JSON lines"
+    )
+    detector_option(detect)
+    detect.set_defaults(handler=_run_detect)
+
+    transcripts = commands.add_parser("transcripts", help="list, show, export or import chats")
+    actions = transcripts.add_subparsers(
+        dest="transcripts_command", metavar="ACTION", required=True
+    )
+    actions.add_parser("list", help="every saved conversation, newest first")
+    show = actions.add_parser("show", help="print a conversation")
+    show.add_argument("id", help="conversation id, a unique prefix of one, or 'last'")
+    export_chat = actions.add_parser("export", help="export a conversation as Markdown or JSON")
+    export_chat.add_argument("id", help="conversation id, a unique prefix of one, or 'last'")
+    export_chat.add_argument("--format", choices=("md", "json"), default="md")
+    export_chat.add_argument("--out", help="file to write (default: standard output)")
+    delete = actions.add_parser("delete", help="delete a conversation")
+    delete.add_argument("id", help="conversation id (or a unique prefix)")
+    import_chat = actions.add_parser("import", help="read back a JSON export")
+    import_chat.add_argument("file")
+    transcripts.set_defaults(handler=_run_transcripts)
 
     vectors = commands.add_parser("vectors", help="build or export emotion steering vectors")
     vector_commands = vectors.add_subparsers(
@@ -141,6 +195,18 @@ def _run_say(args: argparse.Namespace) -> int:
     return run_say(args)
 
 
+def _run_detect(args: argparse.Namespace) -> int:
+    from emochat.detect_cli import run_detect
+
+    return run_detect(args)
+
+
+def _run_transcripts(args: argparse.Namespace) -> int:
+    from emochat.transcripts_cli import run_transcripts
+
+    return run_transcripts(args)
+
+
 def _run_vectors_build(args: argparse.Namespace) -> int:
     from emochat.vectors_cli import run_build
 
@@ -163,11 +229,32 @@ def _with_default_command(argv: list[str]) -> list[str]:
     return ["chat", *argv]
 
 
+def apply_config_defaults(parser: argparse.ArgumentParser, defaults: dict[str, object]) -> None:
+    """Values from config.toml's [defaults] become the defaults of the commands that take
+    them; flags still win."""
+    subparsers = next(
+        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    known: set[str] = set()
+    for name in ("chat", "say"):
+        command = subparsers.choices[name]
+        dests = {action.dest for action in command._actions}
+        known |= dests
+        command.set_defaults(**{key: value for key, value in defaults.items() if key in dests})
+    for key in sorted(set(defaults) - known):
+        print(f"emochat: warning: config.toml: unknown setting {key!r}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _with_default_command(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(arguments)
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    parser = build_parser()
     try:
+        if arguments[0] in ("chat", "say"):
+            from emochat.config import load_config
+
+            apply_config_defaults(parser, load_config().get("defaults", {}))
+        args = parser.parse_args(arguments)
+        handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except EmochatError as error:
         print(f"emochat: {error}", file=sys.stderr)

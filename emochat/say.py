@@ -7,9 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from emochat.engine.generation import Reply
+from emochat.emotion import EmotionVector
+from emochat.engine.generation import Engine, Reply, SamplingSettings
 from emochat.errors import EmochatError
-from emochat.options import emotion_from_args, open_engine, sampling_from_args
+from emochat.options import emotion_from_args, open_engine, sampling_from_args, warn
+from emochat.session import assistant_event, conversation_header, safe_write
+from emochat.state import EmotionState
+from emochat.transcripts import TranscriptWriteError, TranscriptWriter
 
 
 def read_prompts(args: argparse.Namespace) -> list[str]:
@@ -29,7 +33,32 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
     return [args.prompt]
 
 
+def open_transcript(
+    args: argparse.Namespace, engine: Engine, emotion: EmotionVector, settings: SamplingSettings
+) -> TranscriptWriter:
+    # say has no detector: the vector is what --emotion says, for every prompt.
+    state = EmotionState(vector=emotion, policy="locked")
+    header = conversation_header(
+        engine.info,
+        modulation=args.modulation,
+        intensity=args.intensity,
+        detector=None,
+        state=state,
+        settings=settings,
+        source="say",
+    )
+    if args.no_save:
+        return TranscriptWriter.in_memory(header)
+    path = None if args.transcript == "auto" else Path(args.transcript).expanduser()
+    try:
+        return TranscriptWriter.create(header, path)
+    except TranscriptWriteError as error:
+        warn(str(error))
+        return TranscriptWriter.in_memory(header)
+
+
 def _consume(reply: Reply, echo: bool) -> None:
+    """Stream the reply; on Ctrl+C stop the model, finish the reply, and re-raise."""
     try:
         for piece in reply:
             if echo:
@@ -48,20 +77,39 @@ def run_say(args: argparse.Namespace) -> int:
     emotion = emotion_from_args(args)
     settings = sampling_from_args(args)
     engine = open_engine(args)
+    transcript = open_transcript(args, engine, emotion, settings)
     echo = sys.stdout.isatty() and not args.json
-    for prompt in prompts:
-        reply = engine.reply([{"role": "user", "content": prompt}], emotion, settings)
-        _consume(reply, echo)
-        if args.json:
-            record = {
-                "prompt": prompt,
-                "reply": reply.text,
-                "emotion": emotion.to_list(),
-                "model": engine.info.name,
-                "new_tokens": reply.stats.new_tokens,
-                "tokens_per_second": round(reply.stats.tokens_per_second, 2),
-            }
-            print(json.dumps(record, ensure_ascii=False), flush=True)
-        elif not echo:
-            print(reply.text, flush=True)
+    try:
+        for prompt in prompts:
+            safe_write(transcript, {"type": "user", "text": prompt}, warn)
+            reply = engine.reply([{"role": "user", "content": prompt}], emotion, settings)
+            try:
+                _consume(reply, echo)
+            finally:  # finished, or stopped by Ctrl+C: the reply is recorded either way
+                safe_write(transcript, assistant_event(reply, emotion), warn)
+            _print_result(args, prompt, reply, emotion, engine, echo)
+    finally:
+        transcript.close()
     return 0
+
+
+def _print_result(
+    args: argparse.Namespace,
+    prompt: str,
+    reply: Reply,
+    emotion: EmotionVector,
+    engine: Engine,
+    echo: bool,
+) -> None:
+    if args.json:
+        record = {
+            "prompt": prompt,
+            "reply": reply.text,
+            "emotion": emotion.to_list(),
+            "model": engine.info.name,
+            "new_tokens": reply.stats.new_tokens,
+            "tokens_per_second": round(reply.stats.tokens_per_second, 2),
+        }
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    elif not echo:
+        print(reply.text, flush=True)

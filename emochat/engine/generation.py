@@ -11,6 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,6 +207,16 @@ class Engine:
             self.modulator.detach()
             self.modulator = modulator
             modulator.attach(self._loaded.model)
+
+    @contextmanager
+    def unmodulated(self) -> Iterator[None]:
+        """The bare model for a moment (for reading it), with no reply running meanwhile."""
+        with self._busy:
+            self.modulator.detach()
+            try:
+                yield
+            finally:
+                self.modulator.attach(self._loaded.model)
 
     def prepare_messages(
         self, messages: list[ChatMessage], emotion: EmotionVector

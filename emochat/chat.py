@@ -1,0 +1,140 @@
+"""``emochat`` / ``emochat chat``: build the app and the real session it connects to."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from emochat import paths
+from emochat.config import load_config, remember
+from emochat.errors import EmochatError
+from emochat.session import ChatSession, conversation_header
+from emochat.state import EmotionState
+from emochat.transcripts import (
+    Conversation,
+    TranscriptWriteError,
+    TranscriptWriter,
+    find_transcript,
+    read_transcript,
+)
+
+LAST_STATE_FILE = "last_state.json"
+
+
+def last_state_path() -> Path:
+    return paths.data_dir() / LAST_STATE_FILE
+
+
+def load_last_state() -> EmotionState | None:
+    """The mood the last chat ended in, so it carries over between sessions."""
+    try:
+        return EmotionState.from_dict(json.loads(last_state_path().read_text("utf-8")))
+    except (OSError, ValueError, EmochatError):
+        return None
+
+
+def save_last_state(state: EmotionState) -> None:
+    path = last_state_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(".tmp")
+        staging.write_text(json.dumps(state.to_dict()), encoding="utf-8")
+        os.replace(staging, path)
+    except OSError:
+        pass  # losing the carried-over mood is not worth interrupting a chat for
+
+
+def starting_state(args: argparse.Namespace, resumed: Conversation | None) -> EmotionState:
+    from emochat.options import emotion_from_args
+
+    if resumed is not None:
+        state = ChatSession.restore_state(resumed)
+    else:
+        state = load_last_state() or EmotionState()
+        state.policy = "locked" if state.locked else args.policy
+        if state.locked:
+            state.unlocked_policy = args.policy
+    if args.emotion:
+        state.set(emotion_from_args(args))
+    return state
+
+
+def make_connect(args: argparse.Namespace) -> Callable[[Callable[[str], None]], ChatSession]:
+    """The function the app runs in a worker: load everything, return the session."""
+    resumed = read_transcript(find_transcript(args.resume)) if args.resume else None
+
+    def connect(progress: Callable[[str], None]) -> ChatSession:
+        from emochat.detect import load_detector
+        from emochat.engine.generation import Engine
+        from emochat.engine.loading import load_model
+        from emochat.engine.modulation import build_modulator
+        from emochat.options import load_options_from_args, sampling_from_args
+
+        loaded = load_model(load_options_from_args(args), progress)
+        modulator = build_modulator(
+            args.modulation, loaded, args.intensity, args.build_vectors, progress
+        )
+        engine = Engine(loaded, modulator)
+        progress(f"Loading the {args.detector} detector…")
+        detector = load_detector(args.detector, loaded, guard=engine.unmodulated)
+        state = starting_state(args, resumed)
+        settings = sampling_from_args(args)
+        warnings: list[str] = []
+        transcript = open_transcript(args, engine, state, settings, resumed, warnings.append)
+        session = ChatSession(
+            engine,
+            detector,
+            state,
+            transcript,
+            settings,
+            warn=progress,
+            on_state_change=save_last_state,
+        )
+        for message in warnings:
+            progress(message)
+        return session
+
+    return connect
+
+
+def open_transcript(
+    args: argparse.Namespace,
+    engine: object,
+    state: EmotionState,
+    settings: object,
+    resumed: Conversation | None,
+    warn: Callable[[str], None],
+) -> TranscriptWriter:
+    header = conversation_header(
+        engine.info,  # type: ignore[attr-defined]
+        modulation=args.modulation,
+        intensity=args.intensity,
+        detector=args.detector,
+        state=state,
+        settings=settings,
+        source="chat",
+    )
+    try:
+        if resumed is not None:
+            return TranscriptWriter.resume(resumed)
+        return TranscriptWriter.create(header)
+    except TranscriptWriteError as error:
+        warn(str(error))
+        return TranscriptWriter.in_memory(header)
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    from emochat.tui.app import AppOptions, EmochatApp
+
+    config = load_config()
+    options = AppOptions(
+        theme=args.theme,
+        keymap=config.get("keys") or None,
+        export_dir=paths.data_dir() / "exports",
+        remember_theme=lambda theme: remember("theme", theme),
+    )
+    EmochatApp(make_connect(args), options).run()
+    return 0

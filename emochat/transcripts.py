@@ -1,0 +1,289 @@
+"""Conversation transcripts: one append-only JSON Lines file per conversation.
+
+The first line is a header (model, settings, starting state); every later line is one event
+(a user message with its reading and the state after it, an assistant reply with the vector it
+carried, or a preset/manual change of the vector). Each line is flushed and fsynced as it is
+written, so a crash loses at most the line being written, and readers skip such a torn line.
+
+Files are created exclusively (never two conversations in one file), locked while a session
+writes to them, and readable by their owner only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import difflib
+import json
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from emochat import paths
+from emochat.emotion import EmotionVector
+from emochat.errors import EmochatError
+
+FORMAT_VERSION = 1
+SUFFIX = ".jsonl"
+
+Warn = Callable[[str], None]
+
+
+def _ignore(_message: str) -> None:
+    pass
+
+
+def transcripts_dir() -> Path:
+    return paths.data_dir() / "transcripts"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def new_id() -> str:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+class TranscriptWriteError(EmochatError):
+    """The disk refused a write; the conversation goes on in memory."""
+
+
+@dataclass
+class Conversation:
+    """A transcript as read back: its header and its events, in order."""
+
+    header: dict[str, Any]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    path: Path | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.header.get("id", ""))
+
+    def messages(self) -> list[dict[str, str]]:
+        """The chat history as the model should see it: user and assistant turns, without the
+        turns whose reply was cancelled (the app withdrew those)."""
+        history: list[dict[str, str]] = []
+        for event in self.events:
+            kind = event.get("type")
+            if kind == "assistant" and event.get("cancelled"):
+                if history and history[-1]["role"] == "user":
+                    history.pop()
+            elif kind in ("user", "assistant") and event.get("text"):
+                history.append({"role": kind, "content": str(event["text"])})
+        return history
+
+    def turns(self) -> int:
+        return sum(1 for event in self.events if event.get("type") == "user")
+
+    def last_state(self) -> dict[str, Any] | None:
+        for event in reversed(self.events):
+            if isinstance(event.get("state"), dict):
+                return event["state"]
+        state = self.header.get("state")
+        return state if isinstance(state, dict) else None
+
+    def final_emotion(self) -> EmotionVector:
+        state = self.last_state()
+        try:
+            return EmotionVector.from_json(state["vector"]) if state else EmotionVector()
+        except (EmochatError, KeyError, TypeError):
+            return EmotionVector()
+
+    def first_words(self, count: int = 8) -> str:
+        for event in self.events:
+            if event.get("type") == "user":
+                words = str(event.get("text", "")).split()
+                return " ".join(words[:count]) + (" …" if len(words) > count else "")
+        return ""
+
+    def to_document(self) -> dict[str, Any]:
+        return {"format": FORMAT_VERSION, "header": self.header, "events": self.events}
+
+
+def read_transcript(path: Path, warn: Warn = _ignore) -> Conversation:
+    """Read a transcript, skipping (with a warning naming file and line) any line that is torn
+    or corrupt; only an unreadable file or a missing header is an error."""
+    try:
+        lines = path.read_text("utf-8", errors="replace").splitlines()
+    except OSError as error:
+        raise EmochatError(f"cannot read {path}: {error.strerror or error}") from error
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            warn(f"{path}: line {number} is damaged and was skipped")
+            continue
+        records.append(record)
+    if not records or records[0].get("type") != "header":
+        raise EmochatError(f"{path} is not an emochat transcript (no header line)")
+    header = records[0]
+    return Conversation(header=header, events=records[1:], path=path)
+
+
+class TranscriptWriter:
+    """Appends events to one transcript file, holding an exclusive lock on it.
+
+    When the disk refuses a write, ``write`` raises :class:`TranscriptWriteError` once and the
+    writer keeps the events in memory from then on (``saving`` turns false)."""
+
+    def __init__(self, path: Path, handle: IO[str] | None, conversation: Conversation) -> None:
+        self.path = path
+        self._handle = handle
+        self.conversation = conversation
+
+    @property
+    def saving(self) -> bool:
+        return self._handle is not None
+
+    @classmethod
+    def create(cls, header: dict[str, Any], path: Path | None = None) -> TranscriptWriter:
+        header = {"type": "header", "format": FORMAT_VERSION, "created": now(), **header}
+        header.setdefault("id", path.stem if path else new_id())
+        target = path or transcripts_dir() / f"{header['id']}{SUFFIX}"
+        conversation = Conversation(header=header, path=target)
+        handle = _open_exclusive(target)
+        writer = cls(target, handle, conversation)
+        writer._append(header)
+        return writer
+
+    @classmethod
+    def resume(cls, conversation: Conversation) -> TranscriptWriter:
+        if conversation.path is None:
+            raise EmochatError("this conversation has no file to continue")
+        handle = _open_for_append(conversation.path)
+        return cls(conversation.path, handle, conversation)
+
+    @classmethod
+    def in_memory(cls, header: dict[str, Any]) -> TranscriptWriter:
+        """For ``--no-save``: the same interface, nothing on disk."""
+        header = {"type": "header", "format": FORMAT_VERSION, "created": now(), **header}
+        header.setdefault("id", new_id())
+        return cls(Path(os.devnull), None, Conversation(header=header))
+
+    def write(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Append one event (timestamped now unless it carries its own time)."""
+        record = {"time": now(), **event}
+        self.conversation.events.append(record)
+        self._append(record)
+        return record
+
+    def _append(self, record: dict[str, Any]) -> None:
+        if self._handle is None:
+            return
+        try:
+            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as error:
+            self.close()
+            raise TranscriptWriteError(
+                f"cannot save the transcript {self.path} ({error.strerror or error}); "
+                "the conversation goes on without saving"
+            ) from error
+
+    def close(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                self._handle.close()
+            self._handle = None
+
+
+def _lock(handle: IO[str], path: Path) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows: exclusive creation still keeps new files apart
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        handle.close()
+        raise EmochatError(f"{path.stem} is open in another emochat session") from error
+
+
+def _open_exclusive(path: Path) -> IO[str]:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+    except FileExistsError as error:
+        raise EmochatError(f"a transcript already exists at {path}") from error
+    except OSError as error:
+        raise TranscriptWriteError(
+            f"cannot create the transcript {path} ({error.strerror or error}); "
+            "the conversation goes on without saving"
+        ) from error
+    handle = os.fdopen(descriptor, "a", encoding="utf-8")
+    _lock(handle, path)
+    return handle
+
+
+def _open_for_append(path: Path) -> IO[str]:
+    try:
+        handle = path.open("a", encoding="utf-8")
+    except OSError as error:
+        raise TranscriptWriteError(
+            f"cannot append to {path} ({error.strerror or error}); "
+            "the conversation goes on without saving"
+        ) from error
+    _lock(handle, path)
+    return handle
+
+
+def all_transcripts() -> list[Path]:
+    folder = transcripts_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob(f"*{SUFFIX}"))
+
+
+def find_transcript(key: str) -> Path:
+    """``last``, an exact id, a unique id prefix, or a path; an unknown id lists close ones."""
+    candidate = Path(key).expanduser()
+    if candidate.suffix == SUFFIX and candidate.is_file():
+        return candidate
+    known = all_transcripts()
+    if key == "last":
+        if not known:
+            raise EmochatError("there are no saved conversations yet")
+        return max(known, key=lambda path: (path.stat().st_mtime, path.name))
+    ids = [path.stem for path in known]
+    if key in ids:
+        return known[ids.index(key)]
+    prefixed = [path for path in known if path.stem.startswith(key)]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    close = [p.stem for p in prefixed] or difflib.get_close_matches(key, ids, n=5, cutoff=0.5)
+    hint = f"; did you mean: {', '.join(close[:5])}" if close else ""
+    raise EmochatError(f"no conversation {key!r}{hint}")
+
+
+def import_document(document: dict[str, Any]) -> Path:
+    """Write an exported JSON document back as a transcript (under a new id if its id is
+    taken); returns the new file."""
+    if not isinstance(document, dict) or not isinstance(document.get("header"), dict):
+        raise EmochatError("not an emochat JSON export (no header)")
+    events = document.get("events", [])
+    if not isinstance(events, list) or not all(isinstance(event, dict) for event in events):
+        raise EmochatError("not an emochat JSON export (events must be a list of objects)")
+    header = dict(document["header"])
+    header.pop("type", None)
+    header.pop("format", None)
+    if not header.get("id") or (transcripts_dir() / f"{header['id']}{SUFFIX}").exists():
+        header["id"] = new_id()
+    writer = TranscriptWriter.create({**header, "created": header.get("created") or now()})
+    try:
+        for event in events:
+            writer.write(event)
+    finally:
+        writer.close()
+    return writer.path

@@ -1,0 +1,150 @@
+"""``emochat transcripts list|show|export|delete|import``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from emochat.emotion import EmotionVector
+from emochat.errors import EmochatError
+from emochat.options import warn
+from emochat.transcripts import (
+    Conversation,
+    all_transcripts,
+    find_transcript,
+    import_document,
+    read_transcript,
+)
+
+
+def _mood(values: Any) -> str:
+    try:
+        return EmotionVector.from_json(values).describe()
+    except (EmochatError, TypeError):
+        return "?"
+
+
+def _yaml_value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)  # JSON scalars and lists are valid YAML
+
+
+def to_markdown(conversation: Conversation) -> str:
+    header = conversation.header
+    front = {
+        "id": conversation.id,
+        "created": header.get("created"),
+        "model": header.get("model"),
+        "quantization": header.get("quantization"),
+        "modulation": header.get("modulation"),
+        "detector": header.get("detector"),
+        "policy": header.get("policy"),
+        "turns": conversation.turns(),
+        "final_mood": conversation.final_emotion().describe(),
+    }
+    lines = ["---", *(f"{key}: {_yaml_value(value)}" for key, value in front.items()), "---", ""]
+    lines.append(f"# {conversation.first_words() or 'Conversation'}")
+    lines.append("")
+    for event in conversation.events:
+        kind = event.get("type")
+        if kind == "user":
+            reading = event.get("reading")
+            state = (event.get("state") or {}).get("vector")
+            title = "**You**"
+            if reading:
+                title += f" · read as *{_mood(reading.get('vector'))}*"
+            if state:
+                title += f" → mood *{_mood(state)}*"
+            lines.append(title)
+            lines.append("")
+            lines.extend(f"> {line}" for line in str(event.get("text", "")).splitlines())
+        elif kind == "assistant":
+            speed = event.get("tokens_per_second")
+            details = f"{event.get('new_tokens', '?')} tokens"
+            if speed:
+                details += f", {speed} tok/s"
+            if event.get("cancelled"):
+                details += ", stopped"
+            lines.append(f"**emochat** · *{_mood(event.get('emotion', [0] * 8))}* · {details}")
+            lines.append("")
+            lines.append(str(event.get("text", "")))
+        elif kind == "emotion":
+            source = event.get("source", "change")
+            lines.append(f"*Mood set to {_mood(event.get('emotion', [0] * 8))} ({source})*")
+        else:
+            continue
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_list() -> str:
+    rows = []
+    for path in sorted(all_transcripts(), key=lambda p: p.name, reverse=True):
+        try:
+            conversation = read_transcript(path)
+        except EmochatError as error:
+            warn(str(error))
+            continue
+        rows.append(
+            (
+                conversation.id,
+                str(conversation.header.get("created", ""))[:16].replace("T", " "),
+                str(conversation.header.get("model", "")),
+                str(conversation.turns()),
+                conversation.first_words(6),
+                conversation.final_emotion().describe(limit=2),
+            )
+        )
+    if not rows:
+        return "No saved conversations yet."
+    titles = ("ID", "DATE", "MODEL", "TURNS", "FIRST WORDS", "FINAL MOOD")
+    widths = [max(len(titles[i]), *(len(row[i]) for row in rows)) for i in range(len(titles))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [titles, *rows]
+    )
+
+
+def _write_output(text: str, out: str | None) -> None:
+    if not out:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(out).expanduser().write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise EmochatError(f"cannot write {out}: {error.strerror or error}") from error
+    print(f"Wrote {out}", file=sys.stderr)
+
+
+def run_transcripts(args: argparse.Namespace) -> int:
+    action = args.transcripts_command
+    if action == "list":
+        print(render_list())
+        return 0
+    if action == "import":
+        try:
+            document = json.loads(Path(args.file).expanduser().read_text("utf-8"))
+        except OSError as error:
+            raise EmochatError(f"cannot read {args.file}: {error.strerror or error}") from error
+        except ValueError as error:
+            raise EmochatError(f"{args.file} is not valid JSON: {error}") from error
+        path = import_document(document)
+        print(f"Imported as {path.stem}")
+        return 0
+    path = find_transcript(args.id)
+    if action == "delete":
+        path.unlink()
+        print(f"Deleted {path.stem}")
+        return 0
+    conversation = read_transcript(path, warn)
+    if action == "show":
+        _write_output(to_markdown(conversation), None)
+    elif args.format == "json":
+        _write_output(
+            json.dumps(conversation.to_document(), indent=2, ensure_ascii=False) + "\n", args.out
+        )
+    else:
+        _write_output(to_markdown(conversation), args.out)
+    return 0

@@ -1,0 +1,80 @@
+"""A fake chat backend and detector for driving the app and sessions without a model."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from emochat.detect import Reading
+from emochat.emotion import EmotionVector, parse_emotion
+
+
+@dataclass
+class FakeInfo:
+    name: str = "fake-model"
+    source: str = "fake"
+    quant: str = "none"
+    device: str = "cpu"
+    dtype: str = "float32"
+    n_layers: int = 2
+    hidden_size: int = 8
+    context_length: int = 512
+
+
+@dataclass
+class FakeStats:
+    new_tokens: int = 0
+    tokens_per_second: float = 0.0
+    cancelled: bool = False
+
+
+@dataclass
+class FakeReply:
+    words: list[str]
+    delay: float
+    text: str = ""
+    stats: FakeStats = field(default_factory=FakeStats)
+    _cancel: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def __iter__(self):
+        pieces = []
+        for index, word in enumerate(self.words):
+            if self._cancel.is_set():
+                break
+            time.sleep(self.delay)
+            piece = word if index == 0 else " " + word
+            pieces.append(piece)
+            self.stats.new_tokens += 1
+            yield piece
+        self.stats.cancelled = self._cancel.is_set()
+        self.stats.tokens_per_second = 42.0
+        self.text = "".join(pieces)
+
+
+class FakeBackend:
+    def __init__(self, answer: str = "Hello **there**, friend.", delay: float = 0.0) -> None:
+        self.info = FakeInfo()
+        self.answer = answer
+        self.delay = delay
+        self.calls: list[tuple[list[dict], EmotionVector]] = []
+
+    def reply(self, messages, emotion, settings) -> FakeReply:
+        self.calls.append((list(messages), emotion))
+        return FakeReply(self.answer.split(" "), self.delay)
+
+
+class FakeDetector:
+    """Reads 'sad' and 'happy' and nothing else."""
+
+    name = "fake"
+
+    def read(self, text: str) -> Reading:
+        if "sad" in text:
+            return Reading(parse_emotion("sadness=0.8")[0], 1.0)
+        if "happy" in text:
+            return Reading(parse_emotion("joy=0.8")[0], 1.0)
+        return Reading(EmotionVector(), 0.0)

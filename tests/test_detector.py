@@ -1,0 +1,145 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from emochat.detect import Reading, load_detector
+from emochat.detect.goemotions import Example, auroc, score_poles
+from emochat.emotion import AXES
+from emochat.errors import EmochatError
+
+AXIS = {
+    pole: (index, sign)
+    for index, a in enumerate(AXES)
+    for pole, sign in ((a.negative, -1), (a.positive, 1))
+}
+
+CLEAR_EXAMPLES = [
+    ("joy", "I'm so happy, this is the best day of my life!"),
+    ("sadness", "I feel so sad and lonely since she died, I miss her every day."),
+    ("fear", "I'm terrified, I'm so scared of what will happen tomorrow."),
+    ("courage", "I'm not backing down, bring it on, I'm ready to face anything."),
+    ("disgust", "That is disgusting and gross, it makes me sick."),
+    ("acceptance", "I agree completely, that's a good decision and I approve."),
+    ("anger", "This makes me so angry, I'm absolutely furious with them!"),
+    ("calmness", "What a relief, everything is fine now and I can finally relax."),
+    ("surprise", "Wow, I did not see that coming at all, I'm shocked!"),
+    ("expectation", "I really hope it works out, I want that so much."),
+    ("distrust", "I don't believe a word he says, it sounds like a scam."),
+    ("trust", "Thank you so much, I really admire your work and I'm grateful."),
+    ("boredom", "This is so boring, I can barely stay awake, nothing ever happens."),
+    ("interest", "I'm curious, how does that work? Tell me more!"),
+    ("indifference", "I don't care either way, whatever, not my problem."),
+    ("empathy", "I'm so sorry you're going through this, I'm here for you and I care."),
+]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_detector("minilm")
+
+
+@pytest.mark.parametrize(("pole", "text"), CLEAR_EXAMPLES, ids=[p for p, _ in CLEAR_EXAMPLES])
+def test_clear_examples_read_with_the_right_sign(minilm, pole: str, text: str) -> None:
+    index, sign = AXIS[pole]
+    reading = minilm.read(text)
+    assert sign * reading.vector[index] > 0.2, reading.vector.to_dict()
+    assert reading.confidence > 0.4
+
+
+def test_negation_flips_or_cancels_joy(minilm) -> None:
+    happy = minilm.read("I am happy with how it went.").vector[0]
+    unhappy = minilm.read("I am not happy with how it went.").vector[0]
+    assert happy > 0.3
+    assert unhappy < happy - 0.3
+    assert unhappy < 0.1
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["The meeting is at 3pm in room 204.", "Please send me the file by Monday.", "It is a table."],
+)
+def test_neutral_text_stays_near_zero(minilm, text: str) -> None:
+    reading = minilm.read(text)
+    assert max(abs(value) for value in reading.vector) < 0.3, reading.vector.to_dict()
+    assert reading.confidence < 0.5
+
+
+def test_read_many_matches_read(minilm) -> None:
+    texts = [text for _, text in CLEAR_EXAMPLES[:5]]
+    batched = minilm.read_many(texts)
+    for text, reading in zip(texts, batched, strict=True):
+        single = minilm.read(text)
+        assert reading.vector.values == pytest.approx(single.vector.values, abs=1e-4)
+
+
+def test_vader_reads_valence_only() -> None:
+    vader = load_detector("vader")
+    assert vader.read("I love this, wonderful!").vector[0] > 0.5
+    assert vader.read("This is terrible and sad.").vector[0] < -0.3
+    assert all(value == 0 for value in vader.read("I love this!").vector[1:])
+
+
+def test_unknown_detector_is_a_clear_error() -> None:
+    with pytest.raises(EmochatError, match="choose one of minilm, vader, probe"):
+        load_detector("psychic")
+    with pytest.raises(EmochatError, match="needs the chat model"):
+        load_detector("probe")
+
+
+def test_reading_round_trip() -> None:
+    reading = Reading(AXES and load_detector("vader").read("great!").vector, 0.7)
+    assert Reading.from_dict(json.loads(json.dumps(reading.to_dict()))) == reading
+
+
+def test_auroc_counts_pairs_and_ties() -> None:
+    assert auroc([3, 4], [1, 2]) == 1.0
+    assert auroc([1, 2], [3, 4]) == 0.0
+    assert auroc([1, 1], [1, 1]) == 0.5
+    assert auroc([2, 0], [1]) == 0.5
+
+
+def test_scoring_follows_the_shared_readme() -> None:
+    examples = [
+        Example("yay", frozenset({"joy"})),
+        Example("meh", frozenset({"neutral"})),
+        Example("boo", frozenset({"sadness"})),
+    ]
+    vectors = [[0.9] + [0] * 7, [0.0] * 8, [-0.9] + [0] * 7]
+    scores = score_poles(examples, vectors)
+    assert scores["joy"] == scores["sadness"] == scores["joy vs sadness"] == 1.0
+    assert "courage" not in scores  # no GoEmotions label, so not scored
+
+
+def _detect(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "emochat", "detect", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=300,
+    )
+
+
+def test_detect_cli_table_json_and_jsonl() -> None:
+    table = _detect("I'm so happy today!")
+    assert table.returncode == 0, table.stderr
+    assert "sadness" in table.stdout and "joy" in table.stdout and "confidence" in table.stdout
+
+    single = json.loads(_detect("I'm so happy today!", "--json").stdout)
+    assert set(single) == {"text", "vector", "confidence"}
+    assert len(single["vector"]) == 8 and single["vector"][0] > 0.2
+
+    lines = [f"message number {i} {'great' if i % 2 else 'awful'}" for i in range(150)]
+    result = _detect("--jsonl", stdin="\n".join(lines) + "\n")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [record["text"] for record in records] == lines
+    assert records[1]["vector"][0] > records[0]["vector"][0]
+
+
+def test_detect_cli_errors() -> None:
+    result = _detect("text", "--jsonl")
+    assert result.returncode == 2 and "give no TEXT" in result.stderr
+    result = _detect("x", "--detector", "nope")
+    assert result.returncode == 2 and "invalid choice" in result.stderr

@@ -1,0 +1,1 @@
+"""Colour themes that ship with emochat (installed as the package ``emochat.themes``)."""
