@@ -67,12 +67,16 @@ def make_connect(args: argparse.Namespace) -> Callable[[Callable[[str], None]], 
     resumed = read_transcript(find_transcript(args.resume)) if args.resume else None
 
     def connect(progress: Callable[[str], None]) -> ChatSession:
+        # Progress bars on stderr would scribble over the app; the status line shows progress.
+        from transformers.utils import logging as hf_logging
+
         from emochat.detect import load_detector
         from emochat.engine.generation import Engine
         from emochat.engine.loading import load_model
         from emochat.engine.modulation import build_modulator
         from emochat.options import load_options_from_args, sampling_from_args
 
+        hf_logging.disable_progress_bar()
         loaded = load_model(load_options_from_args(args), progress)
         modulator = build_modulator(
             args.modulation, loaded, args.intensity, args.build_vectors, progress

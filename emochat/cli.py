@@ -182,11 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_chat(args: argparse.Namespace) -> int:
-    print(
-        'The chat app is not built yet; use `emochat say "..."` to talk to the model.',
-        file=sys.stderr,
-    )
-    return 0
+    from emochat.chat import run_chat
+
+    return run_chat(args)
 
 
 def _run_say(args: argparse.Namespace) -> int:

@@ -1,0 +1,89 @@
+"""The real `emochat` command in a real terminal (tmux), on the real default model."""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _screen(tmux: str, session: str) -> str:
+    result = subprocess.run(
+        [tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True
+    )
+    return result.stdout
+
+
+def _wait_for(predicate, timeout: float, what: str, screen) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; screen:\n{screen()}")
+
+
+def test_chat_with_the_default_model_in_a_terminal(model_cache, tmp_path) -> None:
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.fail("tmux is needed for this test (Debian package tmux)")
+    home = tmp_path / "home"
+    session = f"emochat-e2e-{os.getpid()}"
+    # COLUMNS/LINES win over the pty size in Python's terminal-size lookup, and a test runner
+    # may have set them: state the pane's real size.
+    env = {
+        "EMOCHAT_HOME": str(home),
+        "EMOCHAT_CACHE": str(model_cache),
+        "TERM": "xterm-256color",
+        "COLUMNS": "140",
+        "LINES": "42",
+    }
+    command = " ".join(
+        [
+            "env",
+            *(f"{key}={shlex.quote(value)}" for key, value in env.items()),
+            shlex.quote(sys.executable),
+            "-m emochat --max-new-tokens 24 --seed 3",
+        ]
+    )
+    subprocess.run(
+        [tmux, "new-session", "-d", "-s", session, "-x", "140", "-y", "42", command], check=True
+    )
+    screen = lambda: _screen(tmux, session)  # noqa: E731
+    try:
+        _wait_for(lambda: "detector minilm" in screen(), 240, "the model to load", screen)
+        time.sleep(1.0)
+        shown = screen()
+        for pole in ("sadness", "joy", "fear", "courage", "indifference", "empathy"):
+            assert pole in shown, shown
+        assert "SmolLM2-135M-Instruct" in shown
+        subprocess.run([tmux, "send-keys", "-t", session, "-l", "I am so happy today!"], check=True)
+        time.sleep(0.5)  # a key arriving in the same read as the text would look like a paste
+        subprocess.run([tmux, "send-keys", "-t", session, "Enter"], check=True)
+        transcripts = home / "data" / "transcripts"
+
+        def replied() -> bool:
+            files = list(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []
+            return bool(files) and '"type": "assistant"' in files[0].read_text()
+
+        _wait_for(replied, 120, "a reply", screen)
+        time.sleep(1.0)
+        shown = screen()
+        events = [json.loads(line) for line in next(transcripts.glob("*.jsonl")).open()][1:]
+        user, assistant = events[0], events[1]
+        assert user["reading"]["vector"][0] > 0.2  # the detector read joy in the message
+        words = assistant["text"].split()
+        assert len(words) >= 3
+        assert " ".join(words[:2]) in " ".join(shown.split())
+        assert "I am so happy today!" in shown
+        assert "tok/s" in shown
+    finally:
+        subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
+    assert Path(home / "data" / "last_state.json").is_file()
