@@ -58,7 +58,7 @@ def test_negation_flips_or_cancels_joy(minilm) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["The meeting is at 3pm in room 204.", "Please send me the file by Monday.", "It is a table."],
+    ["The meeting is at 3pm in room 204.", "The file is in the shared folder.", "It is a table."],
 )
 def test_neutral_text_stays_near_zero(minilm, text: str) -> None:
     reading = minilm.read(text)

@@ -2,9 +2,10 @@
 
     python -m emochat.detect.train [--data ../shared/data/goemotions] [--out PATH]
 
-Features are MiniLM embeddings plus VADER scores; the head is one L2-regularised logistic
-regression per output (each pole, and "neutral"), fitted full-batch. The hand-written seeds in
-emochat/data/detector_seeds.json give the poles that GoEmotions has no label for a few positives.
+Features are MiniLM embeddings and VADER scores; the head is one L2-regularised
+logistic regression per output (each pole, and "neutral"), fitted full-batch. The hand-written
+seeds in emochat/data/detector_seeds.json give the poles that GoEmotions has no label for a few
+positives. ``--features-cache FILE`` keeps the embeddings (minutes on a CPU) between runs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import time
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from emochat.detect.embedding import HEAD_FILE, OUTPUTS, EmotionHead, FeatureExtractor
 from emochat.detect.goemotions import Example, data_dir, load_split
@@ -57,6 +59,23 @@ def fit(features, labels, steps: int = 400, weight_decay: float = 1e-3) -> Emoti
     return EmotionHead(weight.detach(), bias.detach(), mean, std)
 
 
+def text_features(texts: list[str], cache: Path | None) -> Any:
+    import torch
+
+    if cache is not None and cache.is_file():
+        stored = torch.load(cache, weights_only=True)
+        if stored["count"] == len(texts):
+            return stored["features"]
+    print(f"Embedding {len(texts)} texts…", flush=True)
+    extractor = FeatureExtractor()
+    features = torch.cat(
+        [extractor.features(texts[i : i + 2048]) for i in range(0, len(texts), 2048)]
+    )
+    if cache is not None:
+        torch.save({"count": len(texts), "features": features}, cache)
+    return features
+
+
 def main() -> None:
     import torch
 
@@ -65,6 +84,7 @@ def main() -> None:
     default_out = Path(str(resources.files("emochat").joinpath(HEAD_FILE)))
     parser.add_argument("--out", type=Path, default=default_out)
     parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--features-cache", type=Path, help="file to keep the embeddings in")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -73,11 +93,7 @@ def main() -> None:
     texts = [example.text for example in examples] + [text for text, _ in seeds]
     rows = [targets(example) for example in examples]
     rows += [targets(Example(text, frozenset()), pole) for text, pole in seeds]
-    print(f"Embedding {len(texts)} texts…", flush=True)
-    extractor = FeatureExtractor()
-    features = torch.cat(
-        [extractor.features(texts[i : i + 2048]) for i in range(0, len(texts), 2048)]
-    )
+    features = text_features(texts, args.features_cache)
     labels = torch.tensor(rows)
     repeat = torch.ones(len(texts), dtype=torch.long)
     repeat[len(examples) :] = SEED_REPEATS
