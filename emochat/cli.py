@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -11,6 +12,19 @@ from emochat import __version__
 from emochat.errors import EmochatError
 
 COMMANDS = ("chat", "say", "detect", "vectors", "transcripts")
+
+
+def _lazy(target: str) -> Callable[[argparse.Namespace], int]:
+    """A command handler imported only when its command runs ("module:function")."""
+
+    def run(args: argparse.Namespace) -> int:
+        module, _, function = target.partition(":")
+        handler: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module(module), function
+        )
+        return handler(args)
+
+    return run
 
 
 def _positive_int(text: str) -> int:
@@ -114,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how the mood follows your messages: mirror them, soothe distress, or stay put",
     )
     detector_option(chat)
-    chat.set_defaults(handler=_run_chat)
+    chat.set_defaults(handler=_lazy("emochat.chat:run_chat"))
 
     say = commands.add_parser(
         "say", parents=shared, help="answer one prompt (or a file of prompts) and exit"
@@ -129,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to save the conversation (default: a new file in the data folder)",
     )
     say.add_argument("--no-save", action="store_true", help="do not save a transcript")
-    say.set_defaults(handler=_run_say)
+    say.set_defaults(handler=_lazy("emochat.say:run_say"))
 
     detect = commands.add_parser(
         "detect", parents=[model_options()], help="read the emotion of a text (or of stdin lines)"
@@ -140,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jsonl", action="store_true", help="read one text per line from stdin, print JSON lines"
     )
     detector_option(detect)
-    detect.set_defaults(handler=_run_detect)
+    detect.set_defaults(handler=_lazy("emochat.detect_cli:run_detect"))
 
     transcripts = commands.add_parser("transcripts", help="list, show, export or import chats")
     actions = transcripts.add_subparsers(
@@ -157,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("id", help="conversation id (or a unique prefix)")
     import_chat = actions.add_parser("import", help="read back a JSON export")
     import_chat.add_argument("file")
-    transcripts.set_defaults(handler=_run_transcripts)
+    transcripts.set_defaults(handler=_lazy("emochat.transcripts_cli:run_transcripts"))
 
     vectors = commands.add_parser("vectors", help="build or export emotion steering vectors")
     vector_commands = vectors.add_subparsers(
@@ -167,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         "build", parents=[model_options()], help="derive steering vectors for a model"
     )
     build.add_argument("--out", help="folder to write (default: emochat's cache for this model)")
-    build.set_defaults(handler=_run_vectors_build)
+    build.set_defaults(handler=_lazy("emochat.vectors_cli:run_build"))
     export = vector_commands.add_parser(
         "export",
         parents=[model_options()],
@@ -177,44 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--emotion", help="export this mix as one file instead")
     export.add_argument("--intensity", type=float, default=1.0)
     export.add_argument("--no-build-vectors", dest="build_vectors", action="store_false")
-    export.set_defaults(handler=_run_vectors_export)
+    export.set_defaults(handler=_lazy("emochat.vectors_cli:run_export"))
     return parser
-
-
-def _run_chat(args: argparse.Namespace) -> int:
-    from emochat.chat import run_chat
-
-    return run_chat(args)
-
-
-def _run_say(args: argparse.Namespace) -> int:
-    from emochat.say import run_say
-
-    return run_say(args)
-
-
-def _run_detect(args: argparse.Namespace) -> int:
-    from emochat.detect_cli import run_detect
-
-    return run_detect(args)
-
-
-def _run_transcripts(args: argparse.Namespace) -> int:
-    from emochat.transcripts_cli import run_transcripts
-
-    return run_transcripts(args)
-
-
-def _run_vectors_build(args: argparse.Namespace) -> int:
-    from emochat.vectors_cli import run_build
-
-    return run_build(args)
-
-
-def _run_vectors_export(args: argparse.Namespace) -> int:
-    from emochat.vectors_cli import run_export
-
-    return run_export(args)
 
 
 def _with_default_command(argv: list[str]) -> list[str]:

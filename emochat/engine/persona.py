@@ -3,9 +3,8 @@ system prompt. Works with any model, including ones with no steering vectors."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from emochat.emotion import AXES, POLE_ADJECTIVES, EmotionVector
+from emochat.engine.modulators import NoModulation
 
 # (lower bound of |value|, adverb); values under the first bound are not mentioned.
 DEGREES = ((0.85, "extremely"), (0.6, "very"), (0.35, "quite"), (0.15, "slightly"))
@@ -37,17 +36,10 @@ def persona_prompt(emotion: EmotionVector) -> str | None:
     )
 
 
-class PersonaModulator:
+class PersonaModulator(NoModulation):
+    """Leaves the model alone and speaks through the system prompt instead."""
+
     name = "prompt"
-
-    def attach(self, model: Any) -> None:
-        pass
-
-    def set_emotion(self, emotion: EmotionVector) -> None:
-        pass
 
     def system_prompt(self, emotion: EmotionVector) -> str | None:
         return persona_prompt(emotion)
-
-    def detach(self) -> None:
-        pass
