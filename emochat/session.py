@@ -30,6 +30,10 @@ class ReplyStream(Protocol):
 
     def cancel(self) -> None: ...
 
+    def finish(self) -> str:
+        """Consume whatever is left (after an interrupted iteration too); return the text."""
+        ...
+
 
 class ChatBackend(Protocol):
     """The model side of a chat: the real ``Engine`` or a fake in tests."""

@@ -40,19 +40,25 @@ class FakeReply:
     def cancel(self) -> None:
         self._cancel.set()
 
+    _pieces: list[str] = field(default_factory=list)
+
     def __iter__(self):
-        pieces = []
-        for index, word in enumerate(self.words):
-            if self._cancel.is_set():
-                break
+        # Resumable like the engine's reply: a second iteration continues where one stopped.
+        while len(self._pieces) < len(self.words) and not self._cancel.is_set():
             time.sleep(self.delay)
-            piece = word if index == 0 else " " + word
-            pieces.append(piece)
+            word = self.words[len(self._pieces)]
+            piece = word if not self._pieces else " " + word
+            self._pieces.append(piece)
             self.stats.new_tokens += 1
             yield piece
         self.stats.cancelled = self._cancel.is_set()
         self.stats.tokens_per_second = 42.0
-        self.text = "".join(pieces)
+        self.text = "".join(self._pieces)
+
+    def finish(self) -> str:
+        for _ in self:
+            pass
+        return self.text
 
 
 class FakeBackend:

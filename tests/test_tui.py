@@ -90,6 +90,23 @@ async def test_escape_stops_the_reply_and_puts_the_prompt_back() -> None:
         assert events[-1]["new_tokens"] < 400
 
 
+async def test_quitting_mid_reply_records_the_stopped_reply() -> None:
+    app = make_app(FakeBackend(answer=" ".join(["word"] * 400), delay=0.02))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.query_one(PromptInput).load_text("a long story please")
+        await pilot.press("enter")
+        await asyncio.sleep(0.3)
+        path = app.session.transcript.path
+    for _ in range(100):  # the worker records the reply just after the app has gone
+        events = read_transcript(path).events
+        if events[-1]["type"] == "assistant":
+            break
+        await asyncio.sleep(0.05)
+    assert events[-1]["type"] == "assistant" and events[-1]["cancelled"] is True
+    assert 0 < events[-1]["new_tokens"] < 400
+
+
 @pytest.mark.parametrize(("pole", "key"), PRESET_KEYS, ids=[pole for pole, _ in PRESET_KEYS])
 async def test_each_preset_key_sets_the_mood(pole: str, key: str) -> None:
     app = make_app(state=EmotionState(vector=EmotionVector((0.3,) * 8)))
@@ -230,6 +247,7 @@ def test_main_screen_snapshot(snap_compare, theme: str) -> None:
     app = make_app(theme=theme, state=EmotionState(vector=mood))
 
     async def run_before(pilot) -> None:
+        app.query_one(PromptInput).cursor_blink = False  # a blinking cursor is half the time off
         await settle(app, pilot)
         await send(app, pilot, "I am happy to see you")
 

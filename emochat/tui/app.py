@@ -247,10 +247,17 @@ class EmochatApp(App[None]):
             reply = session.reply()
             self._reply = reply
             stream = self.call_from_thread(Markdown.get_stream, view)
-            for piece in reply:
-                self.call_from_thread(stream.write, piece)
-            self.call_from_thread(stream.stop)
+            try:
+                for piece in reply:
+                    self.call_from_thread(stream.write, piece)
+            except Exception:
+                # The app is closing (or the model failed): stop, and record what was written.
+                reply.cancel()
+                reply.finish()
+                session.finish(reply)
+                raise
             session.finish(reply)
+            self.call_from_thread(stream.stop)
             self.call_from_thread(self._turn_done, reply, text, view)
         except EmochatError as error:
             self.call_from_thread(self._turn_failed, str(error), text)
@@ -280,6 +287,10 @@ class EmochatApp(App[None]):
     def action_cancel_reply(self) -> None:
         if self._reply is not None:
             self._reply.cancel()
+
+    def on_unmount(self) -> None:
+        # Quitting mid-reply stops the model; the turn worker then records the stopped reply.
+        self.action_cancel_reply()
 
     def _set_mood(self, vector: EmotionVector, source: str) -> None:
         if self.session is None:
