@@ -187,6 +187,14 @@ async def test_palette_offers_every_action_and_help_lists_ids() -> None:
         assert {"toggle_lock", "cancel_reply", "preset_joy", "next_theme"} <= ids
 
 
+async def test_an_unknown_theme_falls_back_with_a_warning() -> None:
+    app = make_app(theme="no-such-theme")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.theme == "emochat-dusk"
+        assert any("No theme 'no-such-theme'" in str(n.message) for n in app._notifications)
+
+
 async def test_keys_can_be_remapped_by_binding_id() -> None:
     app = make_app(keymap={"toggle_lock": "f9"})
     async with app.run_test(size=SIZE) as pilot:

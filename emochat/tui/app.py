@@ -126,10 +126,8 @@ class EmochatApp(App[None]):
         self._speed = ""
         for theme in load_themes(lambda message: self.notify(message, severity="warning")):
             self.register_theme(theme)
-        if self.options.theme in self.available_themes:
-            self.theme = self.options.theme
-        else:
-            self.theme = DEFAULT_THEME
+        self._unknown_theme = self.options.theme not in self.available_themes
+        self.theme = DEFAULT_THEME if self._unknown_theme else self.options.theme
         if self.options.keymap:
             self.set_keymap(self.options.keymap)
 
@@ -145,6 +143,9 @@ class EmochatApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self._unknown_theme:
+            themes = ", ".join(sorted(n for n in self.available_themes if n.startswith("emochat")))
+            self.notify(f"No theme {self.options.theme!r}; try {themes}", severity="warning")
         self.query_one(PromptInput).focus()
         self.refresh_sidebar()
         self.connect_session()
