@@ -114,7 +114,7 @@ def open_transcript(
 ) -> TranscriptWriter:
     header = conversation_header(
         engine.info,  # type: ignore[attr-defined]
-        modulation=args.modulation,
+        modulation=engine.modulator.name,
         intensity=args.intensity,
         detector=args.detector,
         state=state,

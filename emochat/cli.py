@@ -72,10 +72,11 @@ def generation_options() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--modulation",
-        choices=("steer", "prompt", "both", "off"),
-        default="steer",
-        help="how the emotion reaches the model: activation steering (default), a persona "
-        "system prompt, both, or off",
+        choices=("auto", "steer", "embed", "prompt", "both", "off"),
+        default="auto",
+        help="how the emotion reaches the model: activation steering, the checkpoint's own "
+        "embedding projection (Emotional-Gemma), a persona system prompt, steering and persona "
+        "both, or off; auto = embed where the checkpoint has one, else steer",
     )
     group.add_argument(
         "--intensity",

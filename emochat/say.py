@@ -40,7 +40,7 @@ def open_transcript(
     state = EmotionState(vector=emotion, policy="locked")
     header = conversation_header(
         engine.info,
-        modulation=args.modulation,
+        modulation=engine.modulator.name,
         intensity=args.intensity,
         detector=None,
         state=state,

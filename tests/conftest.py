@@ -23,11 +23,19 @@ CORPUS = [
 ] * 20
 
 
-def build_tiny_model(folder: Path, *, chat_template: bool = True, layers: int = 4) -> Path:
-    """A 4-layer Llama with a byte-level BPE tokenizer trained on a few sentences."""
+def build_tiny_model(
+    folder: Path, *, chat_template: bool = True, layers: int = 4, architecture: str = "llama"
+) -> Path:
+    """A 4-layer Llama (or Gemma 3) with a byte-level BPE tokenizer trained on a few sentences."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import (
+        Gemma3ForCausalLM,
+        Gemma3TextConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+    )
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     tokenizer = Tokenizer(models.BPE())
@@ -48,19 +56,22 @@ def build_tiny_model(folder: Path, *, chat_template: bool = True, layers: int = 
     if chat_template:
         fast.chat_template = CHATML_TEMPLATE
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-    )
-    model = LlamaForCausalLM(config)
+    shape = {
+        "vocab_size": len(fast),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+        "bos_token_id": fast.bos_token_id,
+        "eos_token_id": fast.eos_token_id,
+        "pad_token_id": fast.pad_token_id,
+    }
+    if architecture == "gemma3":
+        model = Gemma3ForCausalLM(Gemma3TextConfig(**shape, head_dim=16, sliding_window=64))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(**shape))
     model.save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -55,6 +56,7 @@ class ModelInfo:
     n_layers: int
     hidden_size: int
     context_length: int
+    adapter: str | None = None  # a PEFT adapter folder applied on top of the base model
 
 
 @dataclass
@@ -63,12 +65,17 @@ class LoadedModel:
     tokenizer: Any
     info: ModelInfo
 
+    @property
+    def adapter_dir(self) -> Path | None:
+        return Path(self.info.adapter) if self.info.adapter else None
+
 
 @dataclass(frozen=True)
 class ModelSource:
     kind: str  # "gguf" | "folder" | "hub"
     location: str
     display_name: str
+    adapter: str | None = None  # set when the folder given was a PEFT adapter over this base
 
 
 def default_threads() -> int:
@@ -105,6 +112,8 @@ def resolve_source(model: str) -> ModelSource:
             raise EmochatError(f"no such GGUF file: {path}")
         return ModelSource("gguf", str(path.resolve()), path.stem)
     if path.is_dir():
+        if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+            return _adapter_source(path)
         if not (path / "config.json").is_file():
             raise EmochatError(f"{path} is not a Hugging Face model folder (no config.json)")
         return ModelSource("folder", str(path.resolve()), path.name)
@@ -112,6 +121,18 @@ def resolve_source(model: str) -> ModelSource:
     if model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model:
         raise EmochatError(f"no such model folder: {path}")
     return ModelSource("hub", model, model)
+
+
+def _adapter_source(folder: Path) -> ModelSource:
+    """A PEFT adapter folder (such as an Emotional-Gemma checkpoint): its base model, which
+    its adapter_config.json names, with the adapter to apply on top."""
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text("utf-8"))
+        base_name = str(config["base_model_name_or_path"])
+    except (OSError, ValueError, KeyError) as error:
+        raise EmochatError(f"{folder}/adapter_config.json names no base model: {error}") from error
+    base = resolve_source(base_name)
+    return ModelSource(base.kind, base.location, folder.name, adapter=str(folder.resolve()))
 
 
 def _gguf_cache_key(path: Path) -> str:
@@ -251,6 +272,8 @@ def load_model(options: LoadOptions, progress: Progress = _silent) -> LoadedMode
         raise EmochatError(f"cannot load model {options.model!r}: {first_line}") from error
     if quantization is None:
         model.to(device)
+    if source.adapter:
+        model = _apply_adapter(model, source.adapter, merge=quantization is None)
     model.eval()
     config = model.config
     if hasattr(config, "get_text_config"):  # multimodal configs nest the language model's
@@ -264,8 +287,23 @@ def load_model(options: LoadOptions, progress: Progress = _silent) -> LoadedMode
         n_layers=int(config.num_hidden_layers),
         hidden_size=int(config.hidden_size),
         context_length=_context_length(config, tokenizer),
+        adapter=source.adapter,
     )
     return LoadedModel(model=model, tokenizer=tokenizer, info=info)
+
+
+def _apply_adapter(model: Any, folder: str, merge: bool) -> Any:
+    """Load a LoRA adapter; merge it into unquantized weights (faster generation), keep it
+    separate on quantized ones (which cannot absorb it)."""
+    try:
+        from peft import PeftModel
+    except ImportError as error:
+        raise EmochatError(f"{folder} is a PEFT adapter: pip install peft") from error
+    try:
+        wrapped = PeftModel.from_pretrained(model, folder)
+    except (OSError, ValueError, RuntimeError, KeyError) as error:
+        raise EmochatError(f"cannot apply the adapter in {folder}: {error}") from error
+    return wrapped.merge_and_unload() if merge else wrapped
 
 
 def _context_length(config: Any, tokenizer: Any) -> int:

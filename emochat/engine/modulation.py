@@ -1,17 +1,25 @@
-"""Choose how the emotion vector reaches the model: ``--modulation steer|prompt|both|off``."""
+"""Choose how the emotion vector reaches the model:
+``--modulation auto|steer|embed|prompt|both|off`` (auto = embed for checkpoints trained with an
+emotion projection, such as Emotional-Gemma, else steer)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from emochat.emotion import EmotionVector
 from emochat.engine.loading import LoadedModel
 from emochat.engine.modulators import Modulator, NoModulation
 from emochat.engine.persona import PersonaModulator
+from emochat.engine.projection import (
+    PROJECTION_FILE,
+    EmbeddingProjectionModulator,
+    load_projection,
+)
 from emochat.engine.steering import Progress, SteeringModulator, vectors_for
 from emochat.errors import EmochatError
 
-MODULATION_CHOICES = ("steer", "prompt", "both", "off")
+MODULATION_CHOICES = ("auto", "steer", "embed", "prompt", "both", "off")
 
 
 class CombinedModulator:
@@ -39,6 +47,11 @@ class CombinedModulator:
             part.detach()
 
 
+def _projection_dir(loaded: LoadedModel) -> Path | None:
+    folder = loaded.adapter_dir
+    return folder if folder is not None and (folder / PROJECTION_FILE).is_file() else None
+
+
 def build_modulator(
     mode: str,
     loaded: LoadedModel,
@@ -52,6 +65,15 @@ def build_modulator(
         raise EmochatError(f"--modulation must be one of {', '.join(MODULATION_CHOICES)}")
     if not 0 <= intensity <= 3:
         raise EmochatError("--intensity must be between 0 and 3")
+    if mode == "auto":
+        mode = "embed" if _projection_dir(loaded) else "steer"
+    if mode == "embed":
+        folder = _projection_dir(loaded)
+        if folder is None:
+            raise EmochatError(
+                f"--modulation embed needs a checkpoint with {PROJECTION_FILE} (Emotional-Gemma)"
+            )
+        return EmbeddingProjectionModulator(load_projection(folder, loaded.info.hidden_size))
     if mode == "off":
         return NoModulation()
     if mode == "prompt":

@@ -1,0 +1,123 @@
+"""Emotional-Gemma style modulation: a learned projection of the emotion vector added to every
+token embedding, for checkpoints trained that way (a PEFT LoRA adapter plus
+``emotion_proj_weights.pth``).
+
+The public Emotional-Gemma code adds ``3 * emotion_proj_embed(e)`` to the token embeddings
+after Gemma's embedding scaling; the projection is an MLP (8 → h/2 → LayerNorm → GELU → h) in
+that code and a plain Linear (8 → h) on the model card. Which one a file holds is read from its
+state-dict keys and shapes; anything else is refused rather than run with random weights.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+from emochat.emotion import N_AXES, EmotionVector
+from emochat.errors import EmochatError
+
+PROJECTION_FILE = "emotion_proj_weights.pth"
+EMBEDDING_SCALE = 3.0
+
+
+def _strip_prefix(state: dict[str, Any]) -> dict[str, Any]:
+    """Drop a module-name prefix every key shares ("emotion_proj_embed.0.weight" → "0.weight")."""
+    keys = list(state)
+    while keys and all("." in key for key in keys):
+        head = keys[0].split(".", 1)[0]
+        if head.isdigit() or not all(key.startswith(head + ".") for key in keys):
+            break
+        state = {key.split(".", 1)[1]: value for key, value in state.items()}
+        keys = list(state)
+    return state
+
+
+def build_projection(state: dict[str, Any], hidden_size: int) -> Any:
+    """A torch module equal to the saved projection, or an :class:`EmochatError` naming what
+    did not fit."""
+    import torch
+
+    state = _strip_prefix(state)
+    shapes = {key: tuple(value.shape) for key, value in state.items()}
+    if set(shapes) == {"weight", "bias"} and shapes["weight"] == (hidden_size, N_AXES):
+        module: torch.nn.Module = torch.nn.Linear(N_AXES, hidden_size)
+    elif set(shapes) == {"0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"}:
+        inner = shapes["0.weight"][0]
+        expected = {
+            "0.weight": (inner, N_AXES),
+            "0.bias": (inner,),
+            "1.weight": (inner,),
+            "1.bias": (inner,),
+            "3.weight": (hidden_size, inner),
+            "3.bias": (hidden_size,),
+        }
+        if shapes != expected:
+            raise EmochatError(
+                f"emotion projection shapes {shapes} do not fit hidden size {hidden_size}"
+            )
+        module = torch.nn.Sequential(
+            torch.nn.Linear(N_AXES, inner),
+            torch.nn.LayerNorm(inner),
+            torch.nn.GELU(),
+            torch.nn.Linear(inner, hidden_size),
+        )
+    else:
+        raise EmochatError(
+            f"unrecognised emotion projection (keys {sorted(shapes)}); expected a Linear "
+            f"{N_AXES}→{hidden_size} or the MLP 0/1/3 of Emotional-Gemma"
+        )
+    module.load_state_dict({key: value.float() for key, value in state.items()}, strict=True)
+    return module.eval()
+
+
+def load_projection(folder: Path, hidden_size: int) -> Any:
+    import torch
+
+    path = folder / PROJECTION_FILE
+    try:
+        # weights_only: a .pth is a pickle, and only tensors may come out of it.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+        raise EmochatError(f"cannot read {path}: {first_line}") from error
+    if not isinstance(state, dict):
+        raise EmochatError(f"{path} is not a state dict")
+    return build_projection(state, hidden_size)
+
+
+class EmbeddingProjectionModulator:
+    """Adds ``3 * projection(e)`` to the output of the input-embedding module."""
+
+    name = "embed"
+
+    def __init__(self, projection: Any, scale: float = EMBEDDING_SCALE) -> None:
+        self.projection = projection
+        self.scale = scale
+        self._offset: Any = None
+        self._handle: Any = None
+
+    def attach(self, model: Any) -> None:
+        self._handle = model.get_input_embeddings().register_forward_hook(self._add)
+
+    def _add(self, module: Any, args: Any, output: Any) -> Any:
+        if self._offset is None:
+            return None
+        return output + self._offset.to(output.device, output.dtype)
+
+    def set_emotion(self, emotion: EmotionVector) -> None:
+        import torch
+
+        # The checkpoint was trained with the projection always present, so even the neutral
+        # vector goes through it.
+        with torch.inference_mode():
+            vector = torch.tensor([list(emotion)], dtype=torch.float32)
+            self._offset = self.scale * self.projection(vector)[0]
+
+    def system_prompt(self, emotion: EmotionVector) -> str | None:
+        return None
+
+    def detach(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
