@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from emochat import __version__
+from emochat.detect import DETECTOR_CHOICES
+from emochat.engine.modulators import MODULATION_CHOICES
 from emochat.errors import EmochatError
 
 COMMANDS = ("chat", "say", "detect", "vectors", "transcripts")
@@ -72,7 +74,7 @@ def generation_options() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--modulation",
-        choices=("auto", "steer", "embed", "prompt", "both", "off"),
+        choices=MODULATION_CHOICES,
         default="auto",
         help="how the emotion reaches the model: activation steering, the checkpoint's own "
         "embedding projection (Emotional-Gemma), a persona system prompt, steering and persona "
@@ -102,7 +104,7 @@ def generation_options() -> argparse.ArgumentParser:
 def detector_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--detector",
-        choices=("minilm", "vader", "probe"),
+        choices=DETECTOR_CHOICES,
         default="minilm",
         help="how user messages are read: MiniLM + trained head (default), VADER valence only, "
         "or a probe of the chat model's own hidden states",

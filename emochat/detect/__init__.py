@@ -10,7 +10,6 @@ from emochat.emotion import EmotionVector
 from emochat.errors import EmochatError
 
 DETECTOR_CHOICES = ("minilm", "vader", "probe")
-DEFAULT_DETECTOR = "minilm"
 
 
 @dataclass(frozen=True)

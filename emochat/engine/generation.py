@@ -202,12 +202,6 @@ class Engine:
     def tokenizer(self) -> Any:
         return self._loaded.tokenizer
 
-    def set_modulator(self, modulator: Modulator) -> None:
-        with self._busy:
-            self.modulator.detach()
-            self.modulator = modulator
-            modulator.attach(self._loaded.model)
-
     @contextmanager
     def unmodulated(self) -> Iterator[None]:
         """The bare model for a moment (for reading it), with no reply running meanwhile."""

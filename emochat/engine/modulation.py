@@ -9,7 +9,7 @@ from typing import Any
 
 from emochat.emotion import EmotionVector
 from emochat.engine.loading import LoadedModel
-from emochat.engine.modulators import Modulator, NoModulation
+from emochat.engine.modulators import MODULATION_CHOICES, Modulator, NoModulation
 from emochat.engine.persona import PersonaModulator
 from emochat.engine.projection import (
     PROJECTION_FILE,
@@ -18,8 +18,6 @@ from emochat.engine.projection import (
 )
 from emochat.engine.steering import Progress, SteeringModulator, vectors_for
 from emochat.errors import EmochatError
-
-MODULATION_CHOICES = ("auto", "steer", "embed", "prompt", "both", "off")
 
 
 class CombinedModulator:

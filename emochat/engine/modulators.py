@@ -8,6 +8,9 @@ from typing import Any, Protocol
 
 from emochat.emotion import EmotionVector
 
+# auto = embed for checkpoints trained with an emotion projection, else steer.
+MODULATION_CHOICES = ("auto", "steer", "embed", "prompt", "both", "off")
+
 
 class Modulator(Protocol):
     name: str
