@@ -226,7 +226,7 @@ def test_ctrl_c_mid_reply_records_the_stopped_reply(tiny_model_dir) -> None:
         if files and '"type": "user"' in files[0].read_text():
             break
         time.sleep(0.1)
-    time.sleep(1.0)
+    time.sleep(2.0)  # the user line is written just before generation starts
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130

@@ -43,6 +43,15 @@ async def send(app, pilot, text: str) -> None:
     await settle(app, pilot)
 
 
+async def wait_for_reply_text(app, timeout: float = 30) -> None:
+    """Until the reply has started streaming (a slow machine may take a while)."""
+    for _ in range(int(timeout / 0.02)):
+        if app.query(AssistantMessage) and app.query_one(AssistantMessage).source:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the reply never started")
+
+
 def bar_values(app) -> list[float]:
     return [bar.value for bar in sorted(app.query(AxisBar), key=lambda bar: bar.index)]
 
@@ -75,10 +84,7 @@ async def test_escape_stops_the_reply_and_puts_the_prompt_back() -> None:
         prompt = app.query_one(PromptInput)
         prompt.load_text("tell me a long story")
         await pilot.press("enter")
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if app.query(AssistantMessage) and app.query_one(AssistantMessage).source:
-                break
+        await wait_for_reply_text(app)
         await pilot.press("escape")
         await settle(app, pilot)
         assert prompt.text == "tell me a long story"
@@ -96,7 +102,7 @@ async def test_quitting_mid_reply_records_the_stopped_reply() -> None:
         await settle(app, pilot)
         app.query_one(PromptInput).load_text("a long story please")
         await pilot.press("enter")
-        await asyncio.sleep(0.3)
+        await wait_for_reply_text(app)
         path = app.session.transcript.path
     for _ in range(100):  # the worker records the reply just after the app has gone
         events = read_transcript(path).events

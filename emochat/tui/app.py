@@ -242,28 +242,28 @@ class EmochatApp(App[None]):
     def run_turn(self, text: str, view: AssistantMessage) -> None:
         session = self.session
         assert session is not None
+        reply = None
         try:
             session.submit(text)
             self.call_from_thread(self.refresh_sidebar)
             reply = session.reply()
             self._reply = reply
             stream = self.call_from_thread(Markdown.get_stream, view)
-            try:
-                for piece in reply:
-                    self.call_from_thread(stream.write, piece)
-            except Exception:
-                # The app is closing (or the model failed): stop, and record what was written.
+            for piece in reply:
+                self.call_from_thread(stream.write, piece)
+        except Exception as error:
+            # The model failed, or the app is closing: stop, and record what was written.
+            if reply is not None:
                 reply.cancel()
                 reply.finish()
                 session.finish(reply)
-                raise
-            session.finish(reply)
-            self.call_from_thread(stream.stop)
-            self.call_from_thread(self._turn_done, reply, text, view)
-        except EmochatError as error:
-            self.call_from_thread(self._turn_failed, str(error), text)
-        except Exception as error:
-            self.call_from_thread(self._turn_failed, f"{type(error).__name__}: {error}", text)
+            if self.is_running:
+                message = str(error) if isinstance(error, EmochatError) else repr(error)
+                self.call_from_thread(self._turn_failed, message, text)
+            return
+        session.finish(reply)
+        self.call_from_thread(stream.stop)
+        self.call_from_thread(self._turn_done, reply, text, view)
 
     def _turn_done(self, reply: Any, prompt_text: str, view: AssistantMessage) -> None:
         self.generating = False
