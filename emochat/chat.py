@@ -11,15 +11,9 @@ from pathlib import Path
 from emochat import paths
 from emochat.config import load_config, remember
 from emochat.errors import EmochatError
-from emochat.session import ChatSession, conversation_header
+from emochat.session import ChatSession, conversation_header, start_transcript
 from emochat.state import EmotionState
-from emochat.transcripts import (
-    Conversation,
-    TranscriptWriteError,
-    TranscriptWriter,
-    find_transcript,
-    read_transcript,
-)
+from emochat.transcripts import Conversation, TranscriptWriter, find_transcript, read_transcript
 
 LAST_STATE_FILE = "last_state.json"
 
@@ -121,13 +115,7 @@ def open_transcript(
         settings=settings,
         source="chat",
     )
-    try:
-        if resumed is not None:
-            return TranscriptWriter.resume(resumed)
-        return TranscriptWriter.create(header)
-    except TranscriptWriteError as error:
-        warn(str(error))
-        return TranscriptWriter.in_memory(header)
+    return start_transcript(header, warn, resume=resumed)
 
 
 def run_chat(args: argparse.Namespace) -> int:

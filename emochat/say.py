@@ -11,9 +11,9 @@ from emochat.emotion import EmotionVector
 from emochat.engine.generation import Engine, Reply, SamplingSettings
 from emochat.errors import EmochatError
 from emochat.options import emotion_from_args, open_engine, sampling_from_args, warn
-from emochat.session import assistant_event, conversation_header, safe_write
+from emochat.session import assistant_event, conversation_header, safe_write, start_transcript
 from emochat.state import EmotionState
-from emochat.transcripts import TranscriptWriteError, TranscriptWriter
+from emochat.transcripts import TranscriptWriter
 
 
 def read_prompts(args: argparse.Namespace) -> list[str]:
@@ -47,14 +47,8 @@ def open_transcript(
         settings=settings,
         source="say",
     )
-    if args.no_save:
-        return TranscriptWriter.in_memory(header)
     path = None if args.transcript == "auto" else Path(args.transcript).expanduser()
-    try:
-        return TranscriptWriter.create(header, path)
-    except TranscriptWriteError as error:
-        warn(str(error))
-        return TranscriptWriter.in_memory(header)
+    return start_transcript(header, warn, path=path, save=not args.no_save)
 
 
 def _consume(reply: Reply, echo: bool) -> None:

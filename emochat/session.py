@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Protocol
 
 from emochat.detect import Detector, Reading
@@ -80,6 +81,27 @@ def assistant_event(reply: ReplyStream, emotion: EmotionVector) -> dict[str, Any
         "tokens_per_second": round(stats.tokens_per_second, 2),
         "cancelled": bool(stats.cancelled),
     }
+
+
+def start_transcript(
+    header: dict[str, Any],
+    warn: Warn,
+    *,
+    path: Path | None = None,
+    resume: Conversation | None = None,
+    save: bool = True,
+) -> TranscriptWriter:
+    """A new transcript (or the resumed one); where the disk refuses, one warning and a
+    transcript kept in memory, so the conversation still happens."""
+    if not save:
+        return TranscriptWriter.in_memory(header)
+    try:
+        if resume is not None:
+            return TranscriptWriter.resume(resume)
+        return TranscriptWriter.create(header, path)
+    except TranscriptWriteError as error:
+        warn(str(error))
+        return TranscriptWriter.in_memory(header)
 
 
 def safe_write(transcript: TranscriptWriter, event: dict[str, Any], warn: Warn) -> None:
