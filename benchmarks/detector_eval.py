@@ -17,7 +17,7 @@ import time
 def main() -> None:
     import torch
 
-    from emochat.detect import load_detector
+    from emochat.detect import load_detector, read_many
     from emochat.detect.goemotions import data_dir, load_split, score_poles
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,12 +36,9 @@ def main() -> None:
     detector = load_detector(args.detector, loaded)
     examples = load_split("dev", data_dir(args.data))
     texts = [example.text for example in examples]
-    read_many = getattr(detector, "read_many", None)
     started = time.perf_counter()
-    if read_many:
-        readings = [r for i in range(0, len(texts), 256) for r in read_many(texts[i : i + 256])]
-    else:
-        readings = [detector.read(text) for text in texts]
+    batches = [texts[i : i + 256] for i in range(0, len(texts), 256)]
+    readings = [reading for batch in batches for reading in read_many(detector, batch)]
     batch_seconds = time.perf_counter() - started
     scores = score_poles(examples, [reading.vector.to_list() for reading in readings])
 

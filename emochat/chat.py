@@ -65,24 +65,16 @@ def make_connect(args: argparse.Namespace) -> Callable[[Callable[[str], None]], 
         from transformers.utils import logging as hf_logging
 
         from emochat.detect import load_detector
-        from emochat.engine.generation import Engine
-        from emochat.engine.loading import load_model
-        from emochat.engine.modulation import build_modulator
-        from emochat.options import load_options_from_args, sampling_from_args
+        from emochat.options import open_engine, sampling_from_args
 
         hf_logging.disable_progress_bar()
-        loaded = load_model(load_options_from_args(args), progress)
-        modulator = build_modulator(
-            args.modulation, loaded, args.intensity, args.build_vectors, progress
-        )
-        engine = Engine(loaded, modulator)
+        engine = open_engine(args, progress)
         progress(f"Loading the {args.detector} detector…")
-        detector = load_detector(args.detector, loaded, guard=engine.unmodulated)
+        detector = load_detector(args.detector, engine.loaded, guard=engine.unmodulated)
         state = starting_state(args, resumed)
         settings = sampling_from_args(args)
-        warnings: list[str] = []
-        transcript = open_transcript(args, engine, state, settings, resumed, warnings.append)
-        session = ChatSession(
+        transcript = open_transcript(args, engine, state, settings, resumed, progress)
+        return ChatSession(
             engine,
             detector,
             state,
@@ -91,9 +83,6 @@ def make_connect(args: argparse.Namespace) -> Callable[[Callable[[str], None]], 
             warn=progress,
             on_state_change=save_last_state,
         )
-        for message in warnings:
-            progress(message)
-        return session
 
     return connect
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from emochat.detect import Detector, Reading, load_detector
+from emochat.detect import Detector, Reading, load_detector, read_many
 from emochat.emotion import AXES
 from emochat.errors import EmochatError
 
@@ -22,11 +22,6 @@ def format_table(reading: Reading) -> str:
         rows.append(f"{axis.negative:>12} {left}│{right} {axis.positive:<11} {value:+.2f}")
     rows.append(f"{'confidence':>12} {reading.confidence:.2f}")
     return "\n".join(rows)
-
-
-def _read_many(detector: Detector, texts: list[str]) -> list[Reading]:
-    read_many = getattr(detector, "read_many", None)
-    return read_many(texts) if read_many else [detector.read(text) for text in texts]
 
 
 def _record(text: str, reading: Reading) -> str:
@@ -63,6 +58,6 @@ def run_detect(args: argparse.Namespace) -> int:
 
 
 def _flush(detector: Detector, batch: list[str]) -> None:
-    for text, reading in zip(batch, _read_many(detector, batch), strict=True):
+    for text, reading in zip(batch, read_many(detector, batch), strict=True):
         print(_record(text, reading), flush=False)
     sys.stdout.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from emochat.emotion import EmotionVector, parse_emotion
@@ -56,14 +57,16 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingSettings:
     )
 
 
-def open_engine(args: argparse.Namespace) -> Engine:
+def open_engine(
+    args: argparse.Namespace, progress: Callable[[str], None] = progress_printer
+) -> Engine:
     """Load the model and its modulator as the arguments say."""
     from emochat.engine.generation import Engine
     from emochat.engine.loading import load_model
     from emochat.engine.modulation import build_modulator
 
-    loaded = load_model(load_options_from_args(args), progress_printer)
+    loaded = load_model(load_options_from_args(args), progress)
     modulator = build_modulator(
-        args.modulation, loaded, args.intensity, args.build_vectors, progress_printer
+        args.modulation, loaded, args.intensity, args.build_vectors, progress
     )
     return Engine(loaded, modulator)

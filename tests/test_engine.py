@@ -101,3 +101,12 @@ def test_bad_sampling_settings_are_refused(bad: dict) -> None:
 
 def test_greedy_decoding_when_temperature_is_zero() -> None:
     assert SamplingSettings(temperature=0).generate_kwargs()["do_sample"] is False
+
+
+def test_finishing_a_finished_reply_returns_at_once(tiny_loaded) -> None:
+    reply = Engine(tiny_loaded).reply(HELLO, EmotionVector(), SamplingSettings(max_new_tokens=5))
+    text = reply.finish()
+    seconds = reply.stats.seconds
+    assert reply.finish() == text  # would wait forever on an exhausted queue
+    assert list(reply) == []
+    assert reply.stats.seconds == seconds

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -205,7 +206,20 @@ def test_a_process_killed_mid_reply_leaves_every_finished_turn(tiny_model_dir) -
     assert conversation.header["source"] == "say"
 
 
-def test_ctrl_c_mid_reply_records_the_stopped_reply(tiny_model_dir) -> None:
+@pytest.fixture
+def endless_model_dir(tiny_model_dir, tmp_path) -> Path:
+    """The tiny model without an end-of-sequence token, so only Ctrl+C can stop its reply
+    (a random model otherwise samples the end token sooner or later)."""
+    folder = tmp_path / "endless"
+    shutil.copytree(tiny_model_dir, folder)
+    config_file = folder / "generation_config.json"
+    config = json.loads(config_file.read_text())
+    config["eos_token_id"] = None
+    config_file.write_text(json.dumps(config))
+    return folder
+
+
+def test_ctrl_c_mid_reply_records_the_stopped_reply(endless_model_dir) -> None:
     args = [
         sys.executable,
         "-m",
@@ -213,7 +227,7 @@ def test_ctrl_c_mid_reply_records_the_stopped_reply(tiny_model_dir) -> None:
         "say",
         "hello",
         "--model",
-        str(tiny_model_dir),
+        str(endless_model_dir),
         "--max-new-tokens",
         "200000",
         "--modulation",

@@ -31,6 +31,12 @@ class Detector(Protocol):
     def read(self, text: str) -> Reading: ...
 
 
+def read_many(detector: Detector, texts: list[str]) -> list[Reading]:
+    """Read a batch in one go where the detector can (MiniLM batches), else one by one."""
+    batched = getattr(detector, "read_many", None)
+    return batched(texts) if batched else [detector.read(text) for text in texts]
+
+
 def load_detector(name: str, loaded_model: Any = None, guard: Any = None) -> Detector:
     """The detector called ``name``; ``probe`` reads the chat model's own hidden states and so
     needs the loaded chat model (and ``guard``, a context manager factory that switches its

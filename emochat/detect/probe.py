@@ -43,6 +43,7 @@ class ProbeDetector:
             )
         self._loaded = loaded
         self._guard = guard
+        self._layers = find_decoder_layers(loaded.model)
         start, stop = directions.band
         band = directions.directions[:, start:stop]
         self._band = (start, stop)
@@ -56,7 +57,6 @@ class ProbeDetector:
         import torch
 
         model, tokenizer = self._loaded.model, self._loaded.tokenizer
-        layers = find_decoder_layers(model)
         start, stop = self._band
         pooled: list[Any] = []
 
@@ -66,7 +66,7 @@ class ProbeDetector:
             tokens = hidden[0, 1:] if hidden.shape[1] > 1 else hidden[0]
             pooled.append(tokens.float().mean(0).cpu())
 
-        handles = [layers[index].register_forward_hook(record) for index in range(start, stop)]
+        handles = [layer.register_forward_hook(record) for layer in self._layers[start:stop]]
         try:
             ids = tokenizer(text, return_tensors="pt", truncation=True, max_length=256)
             device = next(model.parameters()).device

@@ -86,23 +86,26 @@ class IncrementalDecoder:
         self._prefix = 0
         self._read = 0
 
-    def push(self, token_id: int) -> str:
-        self._ids.append(token_id)
+    def _unread(self) -> str:
+        """Text of the tokens not yet returned, decoded with the context before them."""
         decode = self._tokenizer.decode
         before = decode(self._ids[self._prefix : self._read], skip_special_tokens=True)
         after = decode(self._ids[self._prefix :], skip_special_tokens=True)
-        if len(after) > len(before) and not after.endswith("\ufffd"):
+        return after[len(before) :]
+
+    def push(self, token_id: int) -> str:
+        self._ids.append(token_id)
+        piece = self._unread()
+        if piece and not piece.endswith("\ufffd"):
             self._prefix, self._read = self._read, len(self._ids)
-            return after[len(before) :]
+            return piece
         return ""
 
     def flush(self) -> str:
         """Whatever is still held back at the end, incomplete characters and all."""
-        decode = self._tokenizer.decode
-        before = decode(self._ids[self._prefix : self._read], skip_special_tokens=True)
-        after = decode(self._ids[self._prefix :], skip_special_tokens=True)
+        piece = self._unread()
         self._prefix = self._read = len(self._ids)
-        return after[len(before) :]
+        return piece
 
     @property
     def token_ids(self) -> list[int]:
@@ -142,6 +145,7 @@ class Reply:
     stats: ReplyStats
     text: str = ""
     _pieces: list[str] = field(default_factory=list)
+    _done: bool = False
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -151,16 +155,23 @@ class Reply:
         return self._decoder.token_ids
 
     def __iter__(self) -> Iterator[str]:
-        while True:
+        # Resumable after an interrupted loop; once finished, a new loop yields nothing (the
+        # end marker is consumed, so waiting on the queue again would block forever).
+        while not self._done:
             item = self._tokens.get()
             if item is _DONE:
                 # The worker is past generate() now; joining keeps interpreter exit clean.
                 self._worker.join()
+                self._done = True
                 tail = self._decoder.flush()
                 if tail:
                     self._pieces.append(tail)
+                self.stats.seconds = time.perf_counter() - self._started
+                self.stats.cancelled = self._cancel.is_set()
+                self.text = "".join(self._pieces).strip()
+                if tail:
                     yield tail
-                break
+                return
             if isinstance(item, BaseException):
                 raise item
             if self.stats.first_token_seconds is None:
@@ -170,9 +181,6 @@ class Reply:
             if piece:
                 self._pieces.append(piece)
                 yield piece
-        self.stats.seconds = time.perf_counter() - self._started
-        self.stats.cancelled = self._cancel.is_set()
-        self.text = "".join(self._pieces).strip()
 
     def finish(self) -> str:
         """Consume the rest of the reply and return its whole text."""
@@ -189,6 +197,10 @@ class Engine:
         self.modulator: Modulator = modulator or NoModulation()
         self.modulator.attach(loaded.model)
         self._busy = threading.Lock()
+
+    @property
+    def loaded(self) -> LoadedModel:
+        return self._loaded
 
     @property
     def info(self) -> ModelInfo:

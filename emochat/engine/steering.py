@@ -302,10 +302,12 @@ class SteeringModulator:
             offset = self._offsets[index]
             if offset is None:
                 return None  # leave the output object untouched: bit-identical to no hook
+            hidden = output[0] if isinstance(output, tuple) else output
+            if offset.device != hidden.device or offset.dtype != hidden.dtype:
+                offset = self._offsets[index] = offset.to(hidden.device, hidden.dtype)
             if isinstance(output, tuple):
-                hidden = output[0]
-                return (hidden + offset.to(hidden.device, hidden.dtype), *output[1:])
-            return output + offset.to(output.device, output.dtype)
+                return (hidden + offset, *output[1:])
+            return hidden + offset
 
         return add_offset
 
