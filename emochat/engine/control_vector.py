@@ -1,14 +1,19 @@
-"""Write steering offsets as a llama.cpp control-vector GGUF.
+"""llama.cpp control vectors: steering offsets applied live to a llama.cpp context, and written
+as a control-vector GGUF for llama.cpp's own tools.
 
-The layout is the one llama.cpp's ``cvector-generator`` writes and ``--control-vector`` reads:
-architecture ``controlvector``, one float32 tensor ``direction.{i}`` per layer ``i`` from 1 to
-n_layers - 1, added to the output of decoder block ``i`` (block 0 is never steered there).
+Both use llama.cpp's layout: one float32 row of ``n_embd`` per decoder block from block 1 to
+n_layers - 1, added to that block's output after its residual add (the point where emochat's
+forward hooks add them on the transformers backend); block 0 is never steered there.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from emochat.emotion import EmotionVector
+from emochat.engine.steering import EmotionDirections
+from emochat.errors import EmochatError
 
 
 def write_control_vector(path: Path, offsets: Any, model_hint: str) -> Path:
@@ -28,3 +33,59 @@ def write_control_vector(path: Path, offsets: Any, model_hint: str) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+class ControlVectorModulator:
+    """Steers a llama.cpp context: the emotion's offsets become its control vector, set again
+    whenever the emotion changes (a fraction of a millisecond); neutral clears it."""
+
+    name = "steer"
+
+    def __init__(self, directions: EmotionDirections, intensity: float = 1.0) -> None:
+        if directions.band[0] < 1:
+            raise EmochatError("llama.cpp cannot steer the first decoder block")
+        self.directions = directions
+        self.intensity = intensity
+        self._llama: Any = None
+
+    def attach(self, llama: Any) -> None:
+        import llama_cpp
+
+        shape = (int(llama_cpp.llama_model_n_layer(llama.model)), int(llama.n_embd()))
+        if shape != (self.directions.n_layers, self.directions.hidden_size):
+            raise EmochatError("these emotion vectors were built for a different model")
+        self._llama = llama
+
+    def _apply(self, data: Any, start: int, stop: int) -> None:
+        import ctypes
+
+        import llama_cpp
+
+        pointer = None if data is None else data.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        size = 0 if data is None else int(data.size)
+        status = llama_cpp.llama_set_adapter_cvec(
+            self._llama.ctx, pointer, size, self.directions.hidden_size, start, stop
+        )
+        if status != 0:
+            raise EmochatError(f"llama.cpp refused the control vector (status {status})")
+
+    def set_emotion(self, emotion: EmotionVector) -> None:
+        import numpy as np
+
+        if self._llama is None:
+            return
+        offsets = self.directions.offsets(emotion, self.intensity)
+        active = np.flatnonzero(np.abs(offsets).sum(axis=-1))
+        if emotion.is_neutral() or self.intensity == 0 or active.size == 0:
+            self._apply(None, -1, -1)
+            return
+        # Only the band's blocks get an addition at all: outside it llama.cpp adds nothing.
+        self._apply(np.ascontiguousarray(offsets[1:]), int(active[0]), int(active[-1]))
+
+    def system_prompt(self, emotion: EmotionVector) -> str | None:
+        return None
+
+    def detach(self) -> None:
+        if self._llama is not None:
+            self._apply(None, -1, -1)
+        self._llama = None

@@ -1,8 +1,9 @@
-"""Streaming generation from a background thread, with cooperative cancellation.
+"""Streaming replies, whichever backend generates them.
 
-``Engine.reply`` starts ``model.generate`` in a thread; the returned :class:`Reply` yields text
-as tokens arrive and can be cancelled from any thread (a stopping criterion checks an event
-between tokens, so the model stops within one token).
+A backend runs its generation loop in a worker thread that emits token ids; the :class:`Reply`
+it returns yields text as they arrive and can be cancelled from any thread (the loop checks an
+event between tokens, so the model stops within one token). :class:`PrefixCache` decides how
+much of the last reply's computed prompt the next one may keep.
 """
 
 from __future__ import annotations
@@ -10,15 +11,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from emochat.emotion import EmotionVector
-from emochat.engine.loading import LoadedModel, ModelInfo
-from emochat.engine.modulators import Modulator, NoModulation
-from emochat.engine.prompt import ChatMessage, build_prompt_ids
 from emochat.errors import EmochatError
 
 
@@ -62,6 +58,7 @@ class SamplingSettings:
 @dataclass
 class ReplyStats:
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt, taken from the last reply's key/value cache
     new_tokens: int = 0
     seconds: float = 0.0
     first_token_seconds: float | None = None
@@ -114,23 +111,10 @@ class IncrementalDecoder:
 
 _DONE = object()
 
-
-class _QueueStreamer:
-    """The streamer protocol of ``generate``: first the prompt ids, then one tensor a step."""
-
-    def __init__(self, sink: queue.Queue[Any]) -> None:
-        self._sink = sink
-        self._prompt_seen = False
-
-    def put(self, value: Any) -> None:
-        if not self._prompt_seen:
-            self._prompt_seen = True
-            return
-        for token_id in value.reshape(-1).tolist():
-            self._sink.put(int(token_id))
-
-    def end(self) -> None:
-        self._sink.put(_DONE)
+Emit = Callable[[int], None]
+# The backend's generation loop: emit each new token id, stop soon after ``cancel`` is set, and
+# fill in what it knows of the stats (how much of the prompt came from the cache).
+GenerationLoop = Callable[[Emit, threading.Event, "ReplyStats"], None]
 
 
 @dataclass
@@ -189,132 +173,67 @@ class Reply:
         return self.text
 
 
-class Engine:
-    """A loaded model, a modulator, and the one reply it may be generating at a time."""
+def stream_reply(
+    loop: GenerationLoop,
+    decoder: IncrementalDecoder,
+    prompt_tokens: int,
+    release: Callable[[], None],
+) -> Reply:
+    """Run ``loop`` in a worker thread and return the reply it streams into. ``release`` runs
+    when the loop is over, before the reply reports its end."""
+    tokens: queue.Queue[Any] = queue.Queue()
+    cancel = threading.Event()
+    stats = ReplyStats(prompt_tokens=prompt_tokens)
 
-    def __init__(self, loaded: LoadedModel, modulator: Modulator | None = None) -> None:
-        self._loaded = loaded
-        self.modulator: Modulator = modulator or NoModulation()
-        self.modulator.attach(loaded.model)
-        self._busy = threading.Lock()
-
-    @property
-    def loaded(self) -> LoadedModel:
-        return self._loaded
-
-    @property
-    def info(self) -> ModelInfo:
-        return self._loaded.info
-
-    @property
-    def model(self) -> Any:
-        return self._loaded.model
-
-    @property
-    def tokenizer(self) -> Any:
-        return self._loaded.tokenizer
-
-    @contextmanager
-    def unmodulated(self) -> Iterator[None]:
-        """The bare model for a moment (for reading it), with no reply running meanwhile."""
-        with self._busy:
-            self.modulator.detach()
-            try:
-                yield
-            finally:
-                self.modulator.attach(self._loaded.model)
-
-    def prepare_messages(
-        self, messages: list[ChatMessage], emotion: EmotionVector
-    ) -> list[ChatMessage]:
-        """The history as the model sees it: the modulator's words joined to the system prompt."""
-        persona = self.modulator.system_prompt(emotion)
-        if not persona:
-            return list(messages)
-        if messages and messages[0]["role"] == "system":
-            merged = f"{messages[0]['content']}\n\n{persona}"
-            return [{"role": "system", "content": merged}, *messages[1:]]
-        return [{"role": "system", "content": persona}, *messages]
-
-    def reply(
-        self,
-        messages: list[ChatMessage],
-        emotion: EmotionVector,
-        settings: SamplingSettings | None = None,
-    ) -> Reply:
-        settings = settings or SamplingSettings()
-        if not self._busy.acquire(blocking=False):
-            raise EmochatError("a reply is already being generated")
+    def work() -> None:
         try:
-            import torch
-
-            budget = max(1, self.info.context_length - settings.max_new_tokens)
-            prompt_ids = build_prompt_ids(
-                self.tokenizer, self.prepare_messages(messages, emotion), budget
-            )
-            self.modulator.set_emotion(emotion)
-        except BaseException:
-            self._busy.release()
-            raise
-        tokens: queue.Queue[Any] = queue.Queue()
-        cancel = threading.Event()
-        device = next(self.model.parameters()).device
-        input_ids = torch.tensor([prompt_ids], device=device)
-        worker = threading.Thread(
-            target=self._generate,
-            args=(input_ids, settings, tokens, cancel),
-            name="emochat-generate",
-            daemon=True,
-        )
-        reply = Reply(
-            _tokens=tokens,
-            _cancel=cancel,
-            _decoder=IncrementalDecoder(self.tokenizer),
-            _started=time.perf_counter(),
-            _worker=worker,
-            stats=ReplyStats(prompt_tokens=len(prompt_ids)),
-        )
-        worker.start()
-        return reply
-
-    def _generate(
-        self,
-        input_ids: Any,
-        settings: SamplingSettings,
-        tokens: queue.Queue[Any],
-        cancel: threading.Event,
-    ) -> None:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        class StopOnCancel(StoppingCriteria):
-            def __call__(self, ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return torch.full((ids.shape[0],), cancel.is_set(), dtype=torch.bool)
-
-        streamer = _QueueStreamer(tokens)
-        try:
-            if settings.seed is not None:
-                torch.manual_seed(settings.seed)
-            with torch.inference_mode():
-                self.model.generate(
-                    input_ids=input_ids,
-                    attention_mask=torch.ones_like(input_ids),
-                    streamer=streamer,
-                    stopping_criteria=StoppingCriteriaList([StopOnCancel()]),
-                    pad_token_id=self._pad_token_id(),
-                    **settings.generate_kwargs(),
-                )
-        except torch.cuda.OutOfMemoryError:
-            tokens.put(EmochatError("out of memory while generating; try --quant 4bit"))
-            tokens.put(_DONE)
+            loop(tokens.put, cancel, stats)
         except BaseException as error:  # the consumer re-raises it in its own thread
             tokens.put(error)
-            tokens.put(_DONE)
         finally:
-            self._busy.release()
+            release()
+            tokens.put(_DONE)
 
-    def _pad_token_id(self) -> int | None:
-        tokenizer = self.tokenizer
-        if tokenizer.pad_token_id is not None:
-            return int(tokenizer.pad_token_id)
-        return None if tokenizer.eos_token_id is None else int(tokenizer.eos_token_id)
+    worker = threading.Thread(target=work, name="emochat-generate", daemon=True)
+    reply = Reply(
+        _tokens=tokens,
+        _cancel=cancel,
+        _decoder=decoder,
+        _started=time.perf_counter(),
+        _worker=worker,
+        stats=stats,
+    )
+    worker.start()
+    return reply
+
+
+def common_prefix_length(first: list[int], second: list[int]) -> int:
+    length = 0
+    for a, b in zip(first, second, strict=False):
+        if a != b:
+            break
+        length += 1
+    return length
+
+
+@dataclass
+class PrefixCache:
+    """What the backend's key/value cache holds after a reply, and the rule for reusing it.
+
+    Only the next turn of the same conversation reuses it: a prompt that extends the last one
+    keeps everything the cache holds of it, so the time to first token does not grow with the
+    conversation, and earlier turns keep the mood they were read in. Any other prompt, the same
+    one again included (a seeded replay, a regenerated reply, an evaluation under another
+    mood), is computed afresh: reused keys and values are not bit-identical to recomputed ones,
+    and a reply should never read text steered by a mood it was not asked for.
+    """
+
+    tokens: list[int] = field(default_factory=list)  # whose keys and values are cached
+    prompt_length: int = 0  # of the reply that filled it
+
+    def reusable(self, prompt: list[int]) -> int:
+        """How many leading tokens of ``prompt`` need no computing."""
+        common = common_prefix_length(self.tokens, prompt)
+        if self.prompt_length == 0 or common < self.prompt_length or len(prompt) <= common:
+            return 0
+        return common

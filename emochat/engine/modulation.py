@@ -4,11 +4,9 @@ emotion projection, such as Emotional-Gemma, else steer)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emochat.emotion import EmotionVector
-from emochat.engine.loading import LoadedModel
 from emochat.engine.modulators import MODULATION_CHOICES, Modulator, NoModulation
 from emochat.engine.persona import PersonaModulator
 from emochat.engine.projection import (
@@ -16,8 +14,11 @@ from emochat.engine.projection import (
     EmbeddingProjectionModulator,
     load_projection,
 )
-from emochat.engine.steering import Progress, SteeringModulator, vectors_for
+from emochat.engine.steering import Progress, build_and_cache_vectors, find_vectors
 from emochat.errors import EmochatError
+
+if TYPE_CHECKING:
+    from emochat.engine.backends import Backend
 
 
 class CombinedModulator:
@@ -45,45 +46,43 @@ class CombinedModulator:
             part.detach()
 
 
-def _projection_dir(loaded: LoadedModel) -> Path | None:
-    folder = loaded.adapter_dir
-    return folder if folder is not None and (folder / PROJECTION_FILE).is_file() else None
-
-
 def build_modulator(
     mode: str,
-    loaded: LoadedModel,
+    backend: Backend,
     intensity: float = 1.0,
     build_vectors: bool = True,
     progress: Progress = print,
 ) -> Modulator:
-    """The modulator for ``mode``. Steering without vectors (and building turned off) falls back
-    to the persona prompt, and says so through ``progress``."""
+    """The modulator for ``mode`` on ``backend``. Steering without vectors (and building turned
+    off) falls back to the persona prompt, and says so through ``progress``."""
     if mode not in MODULATION_CHOICES:
-        raise EmochatError(f"--modulation must be one of {', '.join(MODULATION_CHOICES)}")
+        raise EmochatError(f"modulation must be one of {', '.join(MODULATION_CHOICES)}")
     if not 0 <= intensity <= 3:
-        raise EmochatError("--intensity must be between 0 and 3")
+        raise EmochatError("intensity must be between 0 and 3")
+    folder = backend.projection_dir
     if mode == "auto":
-        mode = "embed" if _projection_dir(loaded) else "steer"
+        mode = "embed" if folder else "steer"
     if mode == "embed":
-        folder = _projection_dir(loaded)
         if folder is None:
             raise EmochatError(
-                f"--modulation embed needs a checkpoint with {PROJECTION_FILE} (Emotional-Gemma)"
+                f"embedding modulation needs a checkpoint with {PROJECTION_FILE} "
+                "(Emotional-Gemma) on the transformers backend"
             )
-        return EmbeddingProjectionModulator(load_projection(folder, loaded.info.hidden_size))
+        return EmbeddingProjectionModulator(load_projection(folder, backend.info.hidden_size))
     if mode == "off":
         return NoModulation()
     if mode == "prompt":
         return PersonaModulator()
-    directions = vectors_for(loaded, progress, build=build_vectors)
+    directions = find_vectors(backend.info)
+    if directions is None and build_vectors:
+        directions = build_and_cache_vectors(backend.extraction_model(progress), progress)
     if directions is None:
         progress(
-            f"No emotion vectors for {loaded.info.name} and building is off: using the persona "
+            f"No emotion vectors for {backend.info.name} and building is off: using the persona "
             "prompt instead (run `emochat vectors build` to steer)."
         )
         return PersonaModulator()
-    steering = SteeringModulator(directions, intensity)
+    steering = backend.steering(directions, intensity)
     if mode == "steer":
         return steering
     return CombinedModulator([steering, PersonaModulator()])

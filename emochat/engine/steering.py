@@ -21,7 +21,7 @@ from typing import Any
 
 from emochat import paths
 from emochat.emotion import AXES, N_AXES, EmotionVector
-from emochat.engine.loading import LoadedModel
+from emochat.engine.loading import LoadedModel, ModelInfo
 from emochat.engine.prompt import render_prompt
 from emochat.errors import EmochatError
 
@@ -68,10 +68,12 @@ def default_band(n_layers: int) -> tuple[int, int]:
 
 @dataclass
 class EmotionDirections:
-    """Per-axis, per-layer steering directions for one model, and how to scale them."""
+    """Per-axis, per-layer steering directions for one model, and how to scale them.
 
-    directions: Any  # float32 tensor [N_AXES, n_layers, hidden]
-    residual_norms: Any  # float32 tensor [n_layers]
+    Plain numpy, so the llama.cpp backend steers without importing torch."""
+
+    directions: Any  # float32 array [N_AXES, n_layers, hidden]
+    residual_norms: Any  # float32 array [n_layers]
     band: tuple[int, int]  # decoder blocks [start, stop) that get steered
     scales: list[float]  # per axis: multiplies the raw direction at |e| = 1, intensity = 1
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -85,30 +87,31 @@ class EmotionDirections:
         return int(self.directions.shape[2])
 
     def offsets(self, emotion: EmotionVector, intensity: float = 1.0) -> Any:
-        """The vector added after each decoder block, [n_layers, hidden] (zero outside the band)."""
-        import torch
+        """The vector added after each decoder block, float32 [n_layers, hidden] (zero outside
+        the band)."""
+        import numpy as np
 
-        weights = torch.tensor(
-            [value * scale * intensity for value, scale in zip(emotion, self.scales, strict=True)]
+        weights = np.array(
+            [value * scale * intensity for value, scale in zip(emotion, self.scales, strict=True)],
+            dtype=np.float32,
         )
-        offsets = torch.einsum("k,klh->lh", weights, self.directions)
+        offsets = np.einsum("k,klh->lh", weights, self.directions)
         start, stop = self.band
         offsets[:start] = 0
         offsets[stop:] = 0
         limits = MAX_RELATIVE_NORM * self.residual_norms
-        norms = offsets.norm(dim=-1)
-        shrink = torch.where(
-            norms > limits, limits / norms.clamp_min(1e-12), torch.ones_like(norms)
-        )
-        return offsets * shrink[:, None]
+        norms = np.linalg.norm(offsets, axis=-1)
+        shrink = np.where(norms > limits, limits / np.maximum(norms, 1e-12), 1.0)
+        return (offsets * shrink[:, None]).astype(np.float32)
 
     def save(self, folder: Path) -> Path:
-        from safetensors.torch import save_file
+        import numpy as np
+        from safetensors.numpy import save_file
 
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {
-            "directions": self.directions.contiguous(),
-            "residual_norms": self.residual_norms.contiguous(),
+            "directions": np.ascontiguousarray(self.directions),
+            "residual_norms": np.ascontiguousarray(self.residual_norms),
         }
         save_file(tensors, str(folder / f"{VECTORS_FILE}.safetensors"))
         description = {
@@ -123,14 +126,15 @@ class EmotionDirections:
 
     @classmethod
     def load(cls, folder: Path) -> EmotionDirections:
+        import numpy as np
         from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors.numpy import load_file
 
         try:
             description = json.loads((folder / f"{VECTORS_FILE}.json").read_text())
             tensors = load_file(str(folder / f"{VECTORS_FILE}.safetensors"))
-            directions = tensors["directions"].float()
-            residual_norms = tensors["residual_norms"].float()
+            directions = tensors["directions"].astype(np.float32)
+            residual_norms = tensors["residual_norms"].astype(np.float32)
         except (OSError, ValueError, KeyError, SafetensorError) as error:
             raise EmochatError(f"cannot read emotion vectors in {folder}: {error}") from error
         if description.get("format") != FORMAT_VERSION:
@@ -227,6 +231,7 @@ def extract_directions(loaded: LoadedModel, progress: Progress = _silent) -> Emo
     start, stop = band
     relative = directions[:, start:stop].norm(dim=-1) / residual_norms[start:stop]
     scales = (TARGET_RELATIVE_STRENGTH / relative.mean(dim=-1).clamp_min(1e-6)).tolist()
+    directions, residual_norms = directions.numpy(), residual_norms.numpy()
     metadata = {
         "model": loaded.info.name,
         "model_source": loaded.info.source,
@@ -246,37 +251,41 @@ def shipped_vectors_dir(model_name: str) -> Path:
     return Path(str(resources.files("emochat.checkpoints"))) / _slug(model_name)
 
 
-def cached_vectors_dir(loaded: LoadedModel) -> Path:
-    source_hash = hashlib.sha256(loaded.info.source.encode()).hexdigest()[:10]
-    return paths.cache_dir() / "vectors" / f"{_slug(loaded.info.name)}-{source_hash}"
+def cached_vectors_dir(info: ModelInfo) -> Path:
+    """Keyed by the model's source, so both backends of one GGUF share one set."""
+    source_hash = hashlib.sha256(info.source.encode()).hexdigest()[:10]
+    return paths.cache_dir() / "vectors" / f"{_slug(info.name)}-{source_hash}"
 
 
-def _fits(directions: EmotionDirections, loaded: LoadedModel) -> bool:
-    return (directions.n_layers, directions.hidden_size) == (
-        loaded.info.n_layers,
-        loaded.info.hidden_size,
-    )
+def find_vectors(info: ModelInfo) -> EmotionDirections | None:
+    """The shipped vectors for this model, else cached ones, else ``None``."""
+    for folder in (shipped_vectors_dir(info.name), cached_vectors_dir(info)):
+        if (folder / f"{VECTORS_FILE}.json").is_file():
+            directions = EmotionDirections.load(folder)
+            if (directions.n_layers, directions.hidden_size) == (info.n_layers, info.hidden_size):
+                return directions
+    return None
+
+
+def build_and_cache_vectors(loaded: LoadedModel, progress: Progress = _silent) -> EmotionDirections:
+    """Extract new vectors for ``loaded`` and keep them in the cache."""
+    progress(f"No emotion vectors for {loaded.info.name} yet: building them once…")
+    directions = extract_directions(loaded, progress)
+    try:
+        directions.save(cached_vectors_dir(loaded.info))
+    except OSError as error:
+        progress(f"Could not cache the emotion vectors: {error}")
+    return directions
 
 
 def vectors_for(
     loaded: LoadedModel, progress: Progress = _silent, build: bool = True
 ) -> EmotionDirections | None:
-    """The shipped vectors for this model, else cached ones, else (if ``build``) new ones,
-    saved to the cache. ``None`` when there are none and building is off."""
-    for folder in (shipped_vectors_dir(loaded.info.name), cached_vectors_dir(loaded)):
-        if (folder / f"{VECTORS_FILE}.json").is_file():
-            directions = EmotionDirections.load(folder)
-            if _fits(directions, loaded):
-                return directions
-    if not build:
-        return None
-    progress(f"No emotion vectors for {loaded.info.name} yet: building them once…")
-    directions = extract_directions(loaded, progress)
-    try:
-        directions.save(cached_vectors_dir(loaded))
-    except OSError as error:
-        progress(f"Could not cache the emotion vectors: {error}")
-    return directions
+    """The shipped or cached vectors for this model, else (if ``build``) new ones."""
+    found = find_vectors(loaded.info)
+    if found is not None or not build:
+        return found
+    return build_and_cache_vectors(loaded, progress)
 
 
 class SteeringModulator:
@@ -312,12 +321,13 @@ class SteeringModulator:
         return add_offset
 
     def set_emotion(self, emotion: EmotionVector) -> None:
+        import torch
+
         if emotion.is_neutral() or self.intensity == 0:
             self._offsets = [None] * self.directions.n_layers
             return
         offsets = self.directions.offsets(emotion, self.intensity)
-        active = offsets.norm(dim=-1) > 0
-        self._offsets = [offsets[index] if active[index] else None for index in range(len(offsets))]
+        self._offsets = [torch.from_numpy(row) if row.any() else None for row in offsets]
 
     def system_prompt(self, emotion: EmotionVector) -> str | None:
         return None

@@ -1,0 +1,160 @@
+"""What every backend shares: the modulator around each reply, one reply at a time, the
+prompt built to fit the context, and the key/value cache of the common prefix kept between
+replies. A backend adds how it runs the model (``_run``) and how it reads next-token logits."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from emochat.emotion import EmotionVector
+from emochat.engine.generation import (
+    Emit,
+    IncrementalDecoder,
+    PrefixCache,
+    Reply,
+    ReplyStats,
+    SamplingSettings,
+    stream_reply,
+)
+from emochat.engine.loading import LoadedModel, ModelInfo
+from emochat.engine.modulators import Modulator, NoModulation
+from emochat.engine.prompt import ChatMessage, build_prompt_ids
+from emochat.engine.steering import EmotionDirections, Progress
+from emochat.errors import EmochatError
+
+
+class Backend(ABC):
+    """A loaded model that streams steered replies. Subclasses set ``info`` and ``tokenizer``
+    (anything with the Hugging Face tokenizer calls that ``build_prompt_ids`` and
+    :class:`IncrementalDecoder` make)."""
+
+    info: ModelInfo
+    tokenizer: Any
+
+    def __init__(self) -> None:
+        self.modulator: Modulator = NoModulation()
+        self._busy = threading.Lock()
+        self._prefix = PrefixCache()
+
+    # ------------------------------------------------------------- modulation
+    @abstractmethod
+    def _modulation_target(self) -> Any:
+        """What a modulator attaches to (the torch model, or the llama.cpp context)."""
+
+    @abstractmethod
+    def steering(self, directions: EmotionDirections, intensity: float) -> Modulator:
+        """The modulator that steers this backend with ``directions``."""
+
+    @abstractmethod
+    def extraction_model(self, progress: Progress) -> LoadedModel:
+        """The model as transformers loads it, to measure new steering directions with."""
+
+    @property
+    def projection_dir(self) -> Path | None:
+        """The checkpoint folder holding an emotion projection, where the backend can run one."""
+        return None
+
+    def use(self, modulator: Modulator) -> None:
+        """Replace the modulator (the old one's hooks go, the new one's are installed)."""
+        with self._busy:
+            self.modulator.detach()
+            modulator.attach(self._modulation_target())
+            self.modulator = modulator
+            self._prefix = PrefixCache()
+
+    @contextmanager
+    def unmodulated(self) -> Iterator[None]:
+        """The bare model for a moment (for reading it), with no reply running meanwhile."""
+        with self._busy:
+            self.modulator.detach()
+            try:
+                yield
+            finally:
+                self.modulator.attach(self._modulation_target())
+
+    def prepare_messages(
+        self, messages: list[ChatMessage], emotion: EmotionVector
+    ) -> list[ChatMessage]:
+        """The history as the model sees it: the modulator's words joined to the system prompt."""
+        persona = self.modulator.system_prompt(emotion)
+        if not persona:
+            return list(messages)
+        if messages and messages[0]["role"] == "system":
+            merged = f"{messages[0]['content']}\n\n{persona}"
+            return [{"role": "system", "content": merged}, *messages[1:]]
+        return [{"role": "system", "content": persona}, *messages]
+
+    # -------------------------------------------------------------- replying
+    def _prepare(
+        self, messages: list[ChatMessage], emotion: EmotionVector, new_tokens: int
+    ) -> tuple[list[int], int]:
+        """Under the busy lock: the prompt ids, the modulator set, and how much of the cache
+        they may keep."""
+        budget = max(1, self.info.context_length - new_tokens)
+        prompt_ids = build_prompt_ids(
+            self.tokenizer, self.prepare_messages(messages, emotion), budget
+        )
+        self.modulator.set_emotion(emotion)
+        return prompt_ids, self._prefix.reusable(prompt_ids)
+
+    def _acquire(self) -> None:
+        if not self._busy.acquire(blocking=False):
+            raise EmochatError("a reply is already being generated")
+
+    def reply(
+        self,
+        messages: list[ChatMessage],
+        emotion: EmotionVector,
+        settings: SamplingSettings | None = None,
+    ) -> Reply:
+        settings = settings or SamplingSettings()
+        self._acquire()
+        try:
+            prompt_ids, keep = self._prepare(messages, emotion, settings.max_new_tokens)
+        except BaseException:
+            self._busy.release()
+            raise
+
+        def loop(emit: Emit, cancel: threading.Event, stats: ReplyStats) -> None:
+            self._prefix = PrefixCache()  # unknown until the run says what it cached
+            stats.cached_tokens, cached = self._run(prompt_ids, keep, settings, emit, cancel)
+            self._prefix = PrefixCache(cached, len(prompt_ids))
+
+        return stream_reply(
+            loop, IncrementalDecoder(self.tokenizer), len(prompt_ids), self._busy.release
+        )
+
+    def next_token_logits(self, messages: list[ChatMessage], emotion: EmotionVector) -> Any:
+        """The logits of the reply's first token (float32 numpy, vocabulary-sized): what the
+        mood does to the model's very next choice, for evaluations and tests."""
+        self._acquire()
+        try:
+            prompt_ids, keep = self._prepare(messages, emotion, 1)
+            self._prefix = PrefixCache()
+            _, logits = self._logits(prompt_ids, keep)
+            self._prefix = PrefixCache(list(prompt_ids), len(prompt_ids))
+            return logits
+        finally:
+            self._busy.release()
+
+    @abstractmethod
+    def _run(
+        self,
+        prompt_ids: list[int],
+        keep: int,
+        settings: SamplingSettings,
+        emit: Emit,
+        cancel: threading.Event,
+    ) -> tuple[int, list[int]]:
+        """Generate after ``prompt_ids``, reusing at most ``keep`` cached tokens, emitting each
+        token id. Returns how many it reused, and the tokens the cache now holds."""
+
+    @abstractmethod
+    def _logits(self, prompt_ids: list[int], keep: int) -> tuple[int, Any]:
+        """Evaluate the prompt, reusing at most ``keep`` cached tokens. Returns how many it
+        reused, and the last position's logits; the cache then holds exactly ``prompt_ids``."""

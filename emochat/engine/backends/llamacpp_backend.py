@@ -1,0 +1,209 @@
+"""The llama.cpp backend: a ``.gguf`` model run natively by llama-cpp-python (no conversion, no
+float32 copy), steered by llama.cpp's control vectors. Its key/value cache keeps the common
+prefix between replies (``Llama.generate`` matches it; :class:`PrefixCache` bounds it)."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from typing import Any
+
+from emochat.engine.backends.base import Backend
+from emochat.engine.control_vector import ControlVectorModulator
+from emochat.engine.generation import Emit, SamplingSettings, common_prefix_length
+from emochat.engine.loading import (
+    LoadedModel,
+    LoadOptions,
+    ModelInfo,
+    ModelSource,
+    default_threads,
+    load_model,
+)
+from emochat.engine.modulators import Modulator
+from emochat.engine.steering import EmotionDirections, Progress
+from emochat.errors import EmochatError
+
+LLAMA_CPP_INSTALL = 'pip install "emochat[llamacpp]"'
+# The context is capped: llama.cpp allocates the whole key/value cache up front, and a model
+# trained for 128k tokens would take gigabytes for it. 4096 tokens of SmolLM2 take 94 MiB.
+MAX_CONTEXT = 4096
+
+
+class GGUFTokenizer:
+    """The few Hugging Face tokenizer calls emochat makes (chat template, encode, decode),
+    answered from the GGUF's own vocabulary and template, so prompts are built the same way on
+    both backends without loading transformers."""
+
+    def __init__(self, llama: Any) -> None:
+        self._llama = llama
+        self.chat_template: str | None = llama.metadata.get("tokenizer.chat_template")
+        self.eos_token_id = int(llama.token_eos())
+        self.bos_token = self._piece(llama.token_bos())
+        self.eos_token = self._piece(self.eos_token_id)
+        self._formatters: dict[bool, Any] = {}
+
+    def _piece(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self._llama.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    def apply_chat_template(
+        self, messages: list[Any], add_generation_prompt: bool = True, tokenize: bool = False
+    ) -> str:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        if self.chat_template is None:
+            raise ValueError("this model has no chat template")
+        formatter = self._formatters.get(add_generation_prompt)
+        if formatter is None:
+            formatter = self._formatters[add_generation_prompt] = Jinja2ChatFormatter(
+                self.chat_template,
+                eos_token=self.eos_token,
+                bos_token=self.bos_token,
+                add_generation_prompt=add_generation_prompt,
+            )
+        return str(formatter(messages=messages).prompt)
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        ids = self._llama.tokenize(text.encode("utf-8"), add_bos=add_special_tokens, special=True)
+        return {"input_ids": list(ids)}
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        data = self._llama.detokenize(list(ids), special=not skip_special_tokens)
+        return data.decode("utf-8", errors="replace")
+
+
+def _quantization_name(llama: Any) -> str:
+    """The GGUF's weight type as llama.cpp describes the model ("llama 135M Q4_1" → "Q4_1")."""
+    import llama_cpp
+
+    buffer = ctypes.create_string_buffer(256)
+    llama_cpp.llama_model_desc(llama.model, buffer, len(buffer))
+    return buffer.value.decode("utf-8", errors="replace").split(" ")[-1] or "gguf"
+
+
+def gpu_offload_available() -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+class LlamaCppBackend(Backend):
+    kind = "llama.cpp"
+
+    def __init__(self, llama: Any, info: ModelInfo, threads: int) -> None:
+        super().__init__()
+        import llama_cpp
+
+        self._llama = llama
+        self._vocab = llama_cpp.llama_model_get_vocab(llama.model)
+        self._threads = threads
+        self.info = info
+        self.tokenizer = GGUFTokenizer(llama)
+
+    @classmethod
+    def load(cls, source: ModelSource, options: LoadOptions, progress: Progress) -> LlamaCppBackend:
+        try:
+            import llama_cpp
+        except ImportError as error:
+            raise EmochatError(
+                f"the llama.cpp backend needs llama-cpp-python: {LLAMA_CPP_INSTALL}"
+            ) from error
+        threads = options.threads or default_threads()
+        on_gpu = options.device != "cpu" and gpu_offload_available()
+        device = "gpu" if on_gpu else "cpu"
+        progress(f"Loading {source.display_name} (llama.cpp, {device})…")
+        try:
+            llama = llama_cpp.Llama(
+                model_path=source.location,
+                n_ctx=MAX_CONTEXT,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=-1 if on_gpu else 0,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as error:
+            raise EmochatError(
+                f"llama.cpp cannot load {source.location}: not a GGUF model it can read"
+            ) from error
+        trained = int(llama_cpp.llama_model_n_ctx_train(llama.model))
+        info = ModelInfo(
+            name=source.display_name,
+            source=source.location,
+            quant=_quantization_name(llama),
+            device=device,
+            dtype="gguf",
+            n_layers=int(llama_cpp.llama_model_n_layer(llama.model)),
+            hidden_size=int(llama.n_embd()),
+            context_length=min(int(llama.n_ctx()), trained) if trained > 0 else llama.n_ctx(),
+            backend=cls.kind,
+        )
+        return cls(llama, info, threads)
+
+    def _modulation_target(self) -> Any:
+        return self._llama
+
+    def steering(self, directions: EmotionDirections, intensity: float) -> Modulator:
+        return ControlVectorModulator(directions, intensity)
+
+    def extraction_model(self, progress: Progress) -> LoadedModel:
+        """The same GGUF through transformers (converted once and cached), on the CPU."""
+        return load_model(
+            LoadOptions(
+                model=self.info.source, device="cpu", dtype="float32", threads=self._threads
+            ),
+            progress,
+        )
+
+    def _keep(self, prompt_ids: list[int], keep: int) -> int:
+        """Keep the cached tokens that match ``prompt_ids``, at most ``keep``; how many."""
+        llama = self._llama
+        cached = [int(token) for token in llama.input_ids[: min(llama.n_tokens, keep)]]
+        llama.n_tokens = common_prefix_length(cached, prompt_ids)
+        return int(llama.n_tokens)
+
+    def _cached(self) -> list[int]:
+        return [int(token) for token in self._llama.input_ids[: self._llama.n_tokens]]
+
+    def _run(
+        self,
+        prompt_ids: list[int],
+        keep: int,
+        settings: SamplingSettings,
+        emit: Emit,
+        cancel: threading.Event,
+    ) -> tuple[int, list[int]]:
+        import llama_cpp
+
+        llama = self._llama
+        reused = self._keep(prompt_ids, keep)
+        seed = settings.seed if settings.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
+        llama.set_seed(seed)
+        # min-p and typical-p off: the same sampling chain as transformers' generate().
+        tokens = llama.generate(
+            prompt_ids,
+            temp=settings.temperature,
+            top_k=settings.top_k,
+            top_p=settings.top_p,
+            min_p=0.0,
+            typical_p=1.0,
+            repeat_penalty=settings.repetition_penalty,
+        )
+        for produced, token in enumerate(tokens, start=1):
+            if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                break
+            emit(int(token))
+            if produced >= settings.max_new_tokens or cancel.is_set():
+                break
+        tokens.close()
+        return reused, self._cached()
+
+    def _logits(self, prompt_ids: list[int], keep: int) -> tuple[int, Any]:
+        import llama_cpp
+        import numpy as np
+
+        llama = self._llama
+        reused = self._keep(prompt_ids, keep)
+        llama.eval(prompt_ids[reused:])
+        row = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
+        return reused, np.ctypeslib.as_array(row, shape=(llama.n_vocab(),)).copy()
