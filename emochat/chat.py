@@ -61,16 +61,18 @@ def make_connect(args: argparse.Namespace) -> Callable[[Callable[[str], None]], 
     resumed = read_transcript(find_transcript(args.resume)) if args.resume else None
 
     def connect(progress: Callable[[str], None]) -> ChatSession:
-        # Progress bars on stderr would scribble over the app; the status line shows progress.
-        from transformers.utils import logging as hf_logging
-
-        from emochat.detect import load_detector
+        from emochat.detect import BackgroundDetector, Detector, load_detector
         from emochat.options import open_engine, sampling_from_args
 
-        hf_logging.disable_progress_bar()
-        engine = open_engine(args, progress)
-        progress(f"Loading the {args.detector} detector…")
-        detector = load_detector(args.detector, engine.loaded, guard=engine.unmodulated)
+        detector: Detector
+        if args.detector == "probe":  # it reads the chat model, so it waits for it
+            engine = open_engine(args, progress)
+            detector = load_detector(args.detector, engine)
+        else:  # it loads beside the chat model, and only the first message waits for it
+            detector = BackgroundDetector(
+                args.detector, lambda: load_detector(args.detector), progress
+            )
+            engine = open_engine(args, progress)
         state = starting_state(args, resumed)
         settings = sampling_from_args(args)
         transcript = open_transcript(args, engine, state, settings, resumed, progress)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
 from emochat import __version__
 from emochat.detect import DETECTOR_CHOICES
+from emochat.engine.loading import BACKEND_CHOICES, DTYPE_CHOICES, QUANT_CHOICES
 from emochat.engine.modulators import MODULATION_CHOICES
 from emochat.errors import EmochatError
 
@@ -39,7 +41,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def model_options() -> argparse.ArgumentParser:
+def model_options(backend: bool = False) -> argparse.ArgumentParser:
+    """The model flags; ``backend`` adds --backend, for the commands that generate or probe."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("model")
     group.add_argument(
@@ -47,22 +50,30 @@ def model_options() -> argparse.ArgumentParser:
         default="default",
         help="hub id, local folder or .gguf file (default: the bundled SmolLM2-135M-Instruct)",
     )
+    if backend:
+        group.add_argument(
+            "--backend",
+            choices=BACKEND_CHOICES,
+            default="auto",
+            help="what runs the model; auto = llama.cpp for a .gguf when llama-cpp-python is "
+            "installed, else transformers (default: %(default)s)",
+        )
     group.add_argument(
         "--quant",
-        choices=("auto", "4bit", "8bit", "none"),
+        choices=QUANT_CHOICES,
         default="auto",
-        help="bitsandbytes quantization; auto = 4bit (NF4) on CUDA, none on CPU",
+        help="transformers quantization; auto = 4bit: NF4 (bitsandbytes) on CUDA, int4 "
+        "(torchao) on CPU. llama.cpp runs the GGUF's own (default: %(default)s)",
     )
     group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     group.add_argument(
         "--dtype",
-        choices=("auto", "float32", "bfloat16", "float16"),
+        choices=DTYPE_CHOICES,
         default="auto",
-        help="compute dtype; auto = float32 on CPU, bfloat16 on GPU (float16 without bf16)",
+        help="transformers compute dtype; auto = bfloat16 on GPU and for int4 on CPU, float32 "
+        "for an unquantized model on CPU",
     )
-    group.add_argument(
-        "--threads", type=_positive_int, help="CPU threads for torch (default: half the CPUs)"
-    )
+    group.add_argument("--threads", type=_positive_int, help="CPU threads (default: half the CPUs)")
     return parent
 
 
@@ -119,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"emochat {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    shared = [model_options(), generation_options()]
+    shared = [model_options(backend=True), generation_options()]
 
     chat = commands.add_parser("chat", parents=shared, help="open the chat app (the default)")
     chat.add_argument("--resume", metavar="last|ID", help="continue a saved conversation")
@@ -149,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     say.set_defaults(handler=_lazy("emochat.say:run_say"))
 
     detect = commands.add_parser(
-        "detect", parents=[model_options()], help="read the emotion of a text (or of stdin lines)"
+        "detect",
+        parents=[model_options(backend=True)],
+        help="read the emotion of a text (or of stdin lines)",
     )
     detect.add_argument("text", nargs="?", help="the text to read")
     detect.add_argument("--json", action="store_true", help="print one JSON object")
@@ -224,7 +237,18 @@ def apply_config_defaults(parser: argparse.ArgumentParser, defaults: dict[str, o
         print(f"emochat: warning: config.toml: unknown setting {key!r}", file=sys.stderr)
 
 
+# Libraries that log warnings of their own set-up (optional GPU kernels torchao cannot load on
+# a CPU machine, a torch deprecation it triggers) at import; on stderr they scribble over the app.
+NOISY_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
+def quiet_library_logs() -> None:
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_library_logs()
     arguments = _with_default_command(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     try:

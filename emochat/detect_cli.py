@@ -32,13 +32,13 @@ def run_detect(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(1)  # measured: one thread reads a message in ~16 ms, two can stall
-    loaded = None
+    backend = None
     if args.detector == "probe":
-        from emochat.engine.loading import load_model
+        from emochat.engine.backends import open_backend
         from emochat.options import load_options_from_args, progress_printer
 
-        loaded = load_model(load_options_from_args(args), progress_printer)
-    detector = load_detector(args.detector, loaded)
+        backend = open_backend(load_options_from_args(args), progress_printer)
+    detector = load_detector(args.detector, backend)
     if args.jsonl:
         if args.text:
             raise EmochatError("--jsonl reads texts from stdin; give no TEXT")

@@ -8,9 +8,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from emochat.emotion import EmotionVector, parse_emotion
+from emochat.errors import EmochatError
 
 if TYPE_CHECKING:
-    from emochat.engine.generation import Engine, SamplingSettings
+    from emochat.engine.backends import Backend
+    from emochat.engine.generation import SamplingSettings
     from emochat.engine.loading import LoadOptions
 
 
@@ -32,6 +34,20 @@ def emotion_from_args(args: argparse.Namespace) -> EmotionVector:
     return vector
 
 
+def _backend_from_args(args: argparse.Namespace) -> str:
+    """The backend asked for; the probe detector reads hidden states, which only the
+    transformers backend exposes, so ``auto`` takes that one for it."""
+    backend: str = getattr(args, "backend", "auto")
+    if getattr(args, "detector", None) != "probe":
+        return backend
+    if backend == "llama.cpp":
+        raise EmochatError(
+            "the probe detector reads hidden states through transformers: "
+            "use --backend transformers or another --detector"
+        )
+    return "transformers"
+
+
 def load_options_from_args(args: argparse.Namespace) -> LoadOptions:
     from emochat.engine.loading import LoadOptions
 
@@ -41,6 +57,7 @@ def load_options_from_args(args: argparse.Namespace) -> LoadOptions:
         device=args.device,
         dtype=args.dtype,
         threads=args.threads,
+        backend=_backend_from_args(args),
     )
 
 
@@ -59,14 +76,13 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingSettings:
 
 def open_engine(
     args: argparse.Namespace, progress: Callable[[str], None] = progress_printer
-) -> Engine:
-    """Load the model and its modulator as the arguments say."""
-    from emochat.engine.generation import Engine
-    from emochat.engine.loading import load_model
+) -> Backend:
+    """Load the model on its backend, with the modulator the arguments say."""
+    from emochat.engine.backends import open_backend
     from emochat.engine.modulation import build_modulator
 
-    loaded = load_model(load_options_from_args(args), progress)
-    modulator = build_modulator(
-        args.modulation, loaded, args.intensity, args.build_vectors, progress
+    backend = open_backend(load_options_from_args(args), progress)
+    backend.use(
+        build_modulator(args.modulation, backend, args.intensity, args.build_vectors, progress)
     )
-    return Engine(loaded, modulator)
+    return backend

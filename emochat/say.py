@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from emochat.emotion import EmotionVector
-from emochat.engine.generation import Engine, Reply, SamplingSettings
+from emochat.engine.backends import Backend
+from emochat.engine.generation import Reply, SamplingSettings
 from emochat.errors import EmochatError
 from emochat.options import emotion_from_args, open_engine, sampling_from_args, warn
 from emochat.session import assistant_event, conversation_header, safe_write, start_transcript
@@ -34,7 +35,7 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
 
 
 def open_transcript(
-    args: argparse.Namespace, engine: Engine, emotion: EmotionVector, settings: SamplingSettings
+    args: argparse.Namespace, engine: Backend, emotion: EmotionVector, settings: SamplingSettings
 ) -> TranscriptWriter:
     # say has no detector: the vector is what --emotion says, for every prompt.
     state = EmotionState(vector=emotion, policy="locked")
@@ -92,7 +93,7 @@ def _print_result(
     prompt: str,
     reply: Reply,
     emotion: EmotionVector,
-    engine: Engine,
+    engine: Backend,
     echo: bool,
 ) -> None:
     if args.json:
@@ -101,6 +102,8 @@ def _print_result(
             "reply": reply.text,
             "emotion": emotion.to_list(),
             "model": engine.info.name,
+            "backend": engine.info.backend,
+            "quantization": engine.info.quant,
             "new_tokens": reply.stats.new_tokens,
             "tokens_per_second": round(reply.stats.tokens_per_second, 2),
         }

@@ -37,7 +37,7 @@ class ReplyStream(Protocol):
 
 
 class ChatBackend(Protocol):
-    """The model side of a chat: the real ``Engine`` or a fake in tests."""
+    """The model side of a chat: a backend (``emochat.engine.backends``) or a fake in tests."""
 
     @property
     def info(self) -> Any: ...
@@ -59,6 +59,7 @@ def conversation_header(
         "source": source,
         "model": info.name,
         "model_source": info.source,
+        "backend": info.backend,
         "quantization": info.quant,
         "device": info.device,
         "modulation": modulation,

@@ -19,7 +19,7 @@ def run_build(args: argparse.Namespace) -> int:
     loaded = load_model(load_options_from_args(args), progress_printer)
     started = time.perf_counter()
     directions = extract_directions(loaded, progress_printer)
-    folder = Path(args.out).expanduser() if args.out else cached_vectors_dir(loaded)
+    folder = Path(args.out).expanduser() if args.out else cached_vectors_dir(loaded.info)
     try:
         directions.save(folder)
     except OSError as error:

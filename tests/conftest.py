@@ -86,7 +86,20 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_loaded(tiny_model_dir: Path):
     from emochat.engine.loading import LoadOptions, load_model
 
-    return load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", dtype="float32"))
+    return load_model(
+        LoadOptions(model=str(tiny_model_dir), device="cpu", dtype="float32", quant="none")
+    )
+
+
+def transformers_backend(loaded, modulator=None):
+    """The transformers backend around an already loaded model (with ``modulator`` attached:
+    detach it when done, since the model is shared between tests)."""
+    from emochat.engine.backends.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend(loaded)
+    if modulator is not None:
+        backend.use(modulator)
+    return backend
 
 
 @pytest.fixture(autouse=True)
@@ -108,6 +121,24 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def default_loaded(model_cache: Path):
+    """The default model on the transformers backend, as a CPU user gets it (int4)."""
     from emochat.engine.loading import LoadOptions, load_model
 
     return load_model(LoadOptions(device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def default_float32(model_cache: Path):
+    """The default model unquantized: the same weights llama.cpp runs, de-quantized."""
+    from emochat.engine.loading import LoadOptions, load_model
+
+    return load_model(LoadOptions(device="cpu", quant="none", dtype="float32"))
+
+
+@pytest.fixture(scope="session")
+def default_llama(model_cache: Path):
+    """The default GGUF on the llama.cpp backend."""
+    from emochat.engine.backends import open_backend
+    from emochat.engine.loading import LoadOptions
+
+    return open_backend(LoadOptions(device="cpu", backend="llama.cpp"), lambda _: None)

@@ -20,6 +20,7 @@ class FakeInfo:
     n_layers: int = 2
     hidden_size: int = 8
     context_length: int = 512
+    backend: str = "fake-backend"
 
 
 @dataclass

@@ -56,12 +56,22 @@ def test_an_unknown_emotion_lists_the_valid_names(tiny_model_dir, capsys) -> Non
 
 
 def test_say_json_prints_the_public_fields(tiny_model_dir, capsys) -> None:
-    args = ["say", "Hello there", "--model", str(tiny_model_dir), "--dtype", "float32"]
+    args = ["say", "Hello there", "--model", str(tiny_model_dir), "--quant", "none"]
     code = main([*args, "--json", "--seed", "3", "--max-new-tokens", "8", "--emotion", "joy=2"])
     assert code == 0
     captured = capsys.readouterr()
     record = json.loads(captured.out)
-    assert set(record) == {"prompt", "reply", "emotion", "model", "new_tokens", "tokens_per_second"}
+    assert set(record) == {
+        "prompt",
+        "reply",
+        "emotion",
+        "model",
+        "backend",
+        "quantization",
+        "new_tokens",
+        "tokens_per_second",
+    }
+    assert (record["backend"], record["quantization"]) == ("transformers", "none")
     assert record["prompt"] == "Hello there"
     assert record["emotion"] == [1.0, 0, 0, 0, 0, 0, 0, 0]
     assert 1 <= record["new_tokens"] <= 8

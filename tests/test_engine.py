@@ -3,8 +3,9 @@ import threading
 import pytest
 
 from emochat.emotion import EmotionVector
-from emochat.engine.generation import Engine, IncrementalDecoder, SamplingSettings
+from emochat.engine.generation import IncrementalDecoder, SamplingSettings
 from emochat.errors import EmochatError
+from tests.conftest import transformers_backend
 
 HELLO = [{"role": "user", "content": "Hello there, how are you feeling today?"}]
 
@@ -16,7 +17,7 @@ def test_loading_a_folder_reports_the_model(tiny_loaded) -> None:
 
 
 def test_reply_streams_pieces_that_add_up_to_the_decoded_tokens(tiny_loaded) -> None:
-    engine = Engine(tiny_loaded)
+    engine = transformers_backend(tiny_loaded)
     reply = engine.reply(HELLO, EmotionVector(), SamplingSettings(max_new_tokens=24, seed=1))
     pieces = list(reply)
     assert len(pieces) > 1
@@ -29,7 +30,7 @@ def test_reply_streams_pieces_that_add_up_to_the_decoded_tokens(tiny_loaded) -> 
 
 
 def test_seed_makes_sampling_repeatable(tiny_loaded) -> None:
-    engine = Engine(tiny_loaded)
+    engine = transformers_backend(tiny_loaded)
     settings = SamplingSettings(max_new_tokens=16, seed=7, temperature=1.0)
     first = engine.reply(HELLO, EmotionVector(), settings)
     first.finish()
@@ -42,7 +43,7 @@ def test_seed_makes_sampling_repeatable(tiny_loaded) -> None:
 
 
 def test_cancel_stops_generation_within_a_token(tiny_loaded) -> None:
-    engine = Engine(tiny_loaded)
+    engine = transformers_backend(tiny_loaded)
     # The random model never emits its end token on purpose, so only cancel can stop it early.
     reply = engine.reply(HELLO, EmotionVector(), SamplingSettings(max_new_tokens=200, seed=2))
     for count, _ in enumerate(reply, start=1):
@@ -56,7 +57,7 @@ def test_cancel_stops_generation_within_a_token(tiny_loaded) -> None:
 
 
 def test_one_reply_at_a_time(tiny_loaded) -> None:
-    engine = Engine(tiny_loaded)
+    engine = transformers_backend(tiny_loaded)
     reply = engine.reply(HELLO, EmotionVector(), SamplingSettings(max_new_tokens=50))
     with pytest.raises(EmochatError, match="already"):
         engine.reply(HELLO, EmotionVector())
@@ -65,7 +66,7 @@ def test_one_reply_at_a_time(tiny_loaded) -> None:
 
 
 def test_cancel_from_another_thread(tiny_loaded) -> None:
-    engine = Engine(tiny_loaded)
+    engine = transformers_backend(tiny_loaded)
     reply = engine.reply(HELLO, EmotionVector(), SamplingSettings(max_new_tokens=200))
     timer = threading.Timer(0.05, reply.cancel)
     timer.start()
@@ -104,7 +105,9 @@ def test_greedy_decoding_when_temperature_is_zero() -> None:
 
 
 def test_finishing_a_finished_reply_returns_at_once(tiny_loaded) -> None:
-    reply = Engine(tiny_loaded).reply(HELLO, EmotionVector(), SamplingSettings(max_new_tokens=5))
+    reply = transformers_backend(tiny_loaded).reply(
+        HELLO, EmotionVector(), SamplingSettings(max_new_tokens=5)
+    )
     text = reply.finish()
     seconds = reply.stats.seconds
     assert reply.finish() == text  # would wait forever on an exhausted queue

@@ -6,6 +6,7 @@ import pytest
 from emochat.engine import loading
 from emochat.engine.loading import LoadOptions, load_model, resolve_source
 from emochat.errors import EmochatError
+from tests.conftest import transformers_backend
 
 
 def test_a_folder_a_gguf_file_and_a_hub_id_are_told_apart(tiny_model_dir: Path, tmp_path) -> None:
@@ -53,9 +54,9 @@ def test_a_broken_model_folder_fails_with_one_line(tmp_path) -> None:
 
 
 def test_bad_quant_and_dtype_are_refused(tiny_model_dir) -> None:
-    with pytest.raises(EmochatError, match="--quant"):
+    with pytest.raises(EmochatError, match="quantization must be one of"):
         load_model(LoadOptions(model=str(tiny_model_dir), quant="3bit"))
-    with pytest.raises(EmochatError, match="--dtype"):
+    with pytest.raises(EmochatError, match="dtype must be one of"):
         load_model(LoadOptions(model=str(tiny_model_dir), dtype="int3"))
 
 
@@ -68,20 +69,35 @@ def test_cuda_without_a_gpu_is_a_clear_error(tiny_model_dir) -> None:
         load_model(LoadOptions(model=str(tiny_model_dir), device="cuda"))
 
 
-def test_cpu_defaults_to_unquantized_float32(tiny_model_dir) -> None:
+def test_cpu_defaults_to_torchao_int4_with_bfloat16_activations(tiny_model_dir) -> None:
     loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu"))
-    assert (loaded.info.quant, loaded.info.dtype) == ("none", "float32")
+    assert (loaded.info.quant, loaded.info.dtype) == ("int4", "bfloat16")
+    unquantized = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", quant="none"))
+    assert (unquantized.info.quant, unquantized.info.dtype) == ("none", "float32")
 
 
-def test_four_bit_loads_on_cpu_with_bitsandbytes(tiny_model_dir) -> None:
-    pytest.importorskip("bitsandbytes")
+def test_without_torchao_the_cpu_default_is_unquantized_and_says_so(
+    tiny_model_dir, monkeypatch
+) -> None:
+    monkeypatch.setattr(loading, "torchao_available", lambda: False)
+    notes: list[str] = []
+    loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu"), notes.append)
+    assert loaded.info.quant == "none"
+    assert any("torchao is not installed" in note for note in notes)
+    with pytest.raises(EmochatError, match="needs torchao"):
+        load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", quant="4bit"))
+
+
+def test_four_bit_on_cpu_is_torchao_int4_on_every_linear_layer(tiny_model_dir) -> None:
+    import torch
+
     from emochat.emotion import EmotionVector
-    from emochat.engine.generation import Engine, SamplingSettings
+    from emochat.engine.generation import SamplingSettings
 
     loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", quant="4bit"))
-    layer = loaded.model.model.layers[0].self_attn.q_proj
-    assert type(layer).__name__ == "Linear4bit"
-    reply = Engine(loaded).reply(
+    linears = [m for m in loaded.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all("Int4" in type(m.weight).__name__ for m in linears)
+    reply = transformers_backend(loaded).reply(
         [{"role": "user", "content": "Hello"}], EmotionVector(), SamplingSettings(max_new_tokens=4)
     )
     reply.finish()

@@ -3,15 +3,15 @@ import pytest
 from emochat.detect.goemotions import auroc
 from emochat.detect.probe import ProbeDetector
 from emochat.emotion import EmotionVector
-from emochat.engine.generation import Engine
 from emochat.engine.steering import SteeringModulator, extract_directions
 from emochat.errors import EmochatError
+from tests.conftest import transformers_backend
 
 
 def test_probe_reads_without_the_steering_it_shares_the_model_with(tiny_loaded) -> None:
     directions = extract_directions(tiny_loaded)
     steering = SteeringModulator(directions, intensity=3)
-    engine = Engine(tiny_loaded, steering)
+    engine = transformers_backend(tiny_loaded, steering)
     try:
         probe = ProbeDetector(tiny_loaded, directions, guard=engine.unmodulated)
         before = probe.read("I am happy and calm today")

@@ -15,7 +15,7 @@ from emochat.engine.projection import (
     build_projection,
 )
 from emochat.errors import EmochatError
-from tests.conftest import build_tiny_model
+from tests.conftest import build_tiny_model, transformers_backend
 
 peft = pytest.importorskip("peft")
 HIDDEN = 64
@@ -54,8 +54,8 @@ def checkpoint(tmp_path_factory) -> object:
 
 
 def test_an_adapter_folder_loads_its_base_and_applies_the_lora(checkpoint) -> None:
-    base = load_model(LoadOptions(model=str(checkpoint / "base"), device="cpu"))
-    tuned = load_model(LoadOptions(model=str(checkpoint / "adapter"), device="cpu"))
+    base = load_model(LoadOptions(model=str(checkpoint / "base"), device="cpu", quant="none"))
+    tuned = load_model(LoadOptions(model=str(checkpoint / "adapter"), device="cpu", quant="none"))
     assert tuned.info.adapter == str((checkpoint / "adapter").resolve())
     assert tuned.info.name == "adapter"
     ids = torch.tensor([[5, 9, 12, 40]])
@@ -65,8 +65,8 @@ def test_an_adapter_folder_loads_its_base_and_applies_the_lora(checkpoint) -> No
 
 
 def test_auto_modulation_adds_three_times_the_projection_to_the_embeddings(checkpoint) -> None:
-    loaded = load_model(LoadOptions(model=str(checkpoint / "adapter"), device="cpu"))
-    modulator = build_modulator("auto", loaded)
+    loaded = load_model(LoadOptions(model=str(checkpoint / "adapter"), device="cpu", quant="none"))
+    modulator = build_modulator("auto", transformers_backend(loaded))
     assert isinstance(modulator, EmbeddingProjectionModulator)
     embeddings = loaded.model.get_input_embeddings()
     ids = torch.tensor([[5, 9, 12]])
@@ -114,10 +114,12 @@ def test_a_projection_that_does_not_fit_is_refused(state, message: str) -> None:
 
 def test_embed_without_a_projection_is_a_clear_error(tiny_loaded, monkeypatch, tmp_path) -> None:
     with pytest.raises(EmochatError, match=r"needs a checkpoint with emotion_proj_weights\.pth"):
-        build_modulator("embed", tiny_loaded)
+        build_modulator("embed", transformers_backend(tiny_loaded))
     monkeypatch.setenv("EMOCHAT_CACHE", str(tmp_path))
     # auto on a plain model means steering; with no vectors and building off, the persona
-    auto = build_modulator("auto", tiny_loaded, build_vectors=False, progress=lambda m: None)
+    auto = build_modulator(
+        "auto", transformers_backend(tiny_loaded), build_vectors=False, progress=lambda m: None
+    )
     assert auto.name == "prompt"
 
 

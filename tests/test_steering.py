@@ -1,11 +1,12 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from emochat.emotion import EmotionVector, parse_emotion
 from emochat.engine.control_vector import write_control_vector
-from emochat.engine.generation import Engine, SamplingSettings
+from emochat.engine.generation import SamplingSettings
 from emochat.engine.loading import LoadOptions, load_model
 from emochat.engine.modulation import CombinedModulator, build_modulator
 from emochat.engine.persona import PersonaModulator
@@ -19,6 +20,7 @@ from emochat.engine.steering import (
     vectors_for,
 )
 from emochat.errors import EmochatError
+from tests.conftest import transformers_backend
 
 PROMPT = [{"role": "user", "content": "How are you feeling today?"}]
 
@@ -36,11 +38,11 @@ def _logits(model, text="Hello there") -> torch.Tensor:
 
 def test_extraction_gives_one_direction_per_axis_and_layer(tiny_loaded, tiny_directions) -> None:
     d = tiny_directions
-    assert tuple(d.directions.shape) == (8, 4, 64)
-    assert tuple(d.residual_norms.shape) == (4,)
+    assert d.directions.shape == (8, 4, 64)
+    assert d.residual_norms.shape == (4,)
     assert d.band == default_band(4) == (1, 2)
-    assert all(scale > 0 and torch.isfinite(torch.tensor(scale)) for scale in d.scales)
-    assert d.directions.norm(dim=-1).min() > 0
+    assert all(scale > 0 and np.isfinite(scale) for scale in d.scales)
+    assert np.linalg.norm(d.directions, axis=-1).min() > 0
     assert d.metadata["n_layers"] == 4
     assert d.metadata["hidden_size"] == 64
     assert d.metadata["prompt_set_version"] == 1
@@ -56,18 +58,18 @@ def test_offsets_respect_band_sign_and_cap(tiny_directions) -> None:
     joy = d.offsets(EmotionVector.pole("joy"))
     sad = d.offsets(EmotionVector.pole("sadness"))
     start, stop = d.band
-    assert torch.count_nonzero(joy[:start]) == 0 and torch.count_nonzero(joy[stop:]) == 0
-    assert torch.allclose(joy, -sad)
+    assert not joy[:start].any() and not joy[stop:].any()
+    assert np.allclose(joy, -sad)
     loud = d.offsets(EmotionVector((1.0,) * 8), intensity=3)
     limits = MAX_RELATIVE_NORM * d.residual_norms
-    assert torch.all(loud.norm(dim=-1) <= limits * 1.0001)
+    assert np.all(np.linalg.norm(loud, axis=-1) <= limits * 1.0001)
 
 
 def test_vector_files_round_trip(tiny_directions, tmp_path) -> None:
     tiny_directions.save(tmp_path)
     loaded = EmotionDirections.load(tmp_path)
-    assert torch.equal(loaded.directions, tiny_directions.directions)
-    assert torch.equal(loaded.residual_norms, tiny_directions.residual_norms)
+    assert np.array_equal(loaded.directions, tiny_directions.directions)
+    assert np.array_equal(loaded.residual_norms, tiny_directions.residual_norms)
     assert loaded.band == tiny_directions.band
     assert loaded.scales == pytest.approx(tiny_directions.scales)
     assert loaded.metadata == json.loads(json.dumps(tiny_directions.metadata))
@@ -123,7 +125,7 @@ def test_hooks_act_only_inside_the_band(tiny_loaded, tiny_directions) -> None:
     # The observing hooks run after the steering ones, so they see the steered outputs: blocks
     # before the band are untouched and the first band block carries exactly the offset.
     assert all(torch.equal(a, b) for a, b in zip(plain[:start], steered[:start], strict=True))
-    offset = tiny_directions.offsets(EmotionVector.pole("fear"))[start]
+    offset = torch.from_numpy(tiny_directions.offsets(EmotionVector.pole("fear"))[start])
     assert torch.allclose(steered[start] - plain[start], offset.expand_as(plain[start]), atol=1e-5)
 
 
@@ -144,7 +146,7 @@ def test_decoder_layers_are_found_in_peft_and_gpt2_models(tiny_loaded, tmp_path)
 
 def test_changing_the_vector_takes_effect_on_the_next_reply(tiny_loaded, tiny_directions) -> None:
     steering = SteeringModulator(tiny_directions, intensity=3)
-    engine = Engine(tiny_loaded, steering)
+    engine = transformers_backend(tiny_loaded, steering)
     settings = SamplingSettings(temperature=0, max_new_tokens=12)
     try:
         neutral = engine.reply(PROMPT, EmotionVector(), settings)
@@ -160,8 +162,8 @@ def test_changing_the_vector_takes_effect_on_the_next_reply(tiny_loaded, tiny_di
 
 
 def test_steering_works_on_a_4bit_model(tiny_model_dir, tiny_directions) -> None:
-    pytest.importorskip("bitsandbytes")
     loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", quant="4bit"))
+    assert loaded.info.quant == "int4"
     before = _logits(loaded.model)
     steering = SteeringModulator(tiny_directions)
     steering.attach(loaded.model)
@@ -182,25 +184,32 @@ def test_vectors_are_built_once_then_cached(tiny_loaded, monkeypatch, tmp_path) 
         lambda *a, **k: pytest.fail("built again"),
     )
     cached = vectors_for(tiny_loaded)
-    assert torch.equal(cached.directions, built.directions)
+    assert np.array_equal(cached.directions, built.directions)
 
 
 def test_modulation_modes(tiny_loaded, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("EMOCHAT_CACHE", str(tmp_path))
     notes: list[str] = []
-    fallback = build_modulator("steer", tiny_loaded, build_vectors=False, progress=notes.append)
+    fallback = build_modulator(
+        "steer", transformers_backend(tiny_loaded), build_vectors=False, progress=notes.append
+    )
     assert isinstance(fallback, PersonaModulator)
     assert "persona prompt instead" in notes[0]
-    both = build_modulator("both", tiny_loaded, progress=notes.append)
+    both = build_modulator("both", transformers_backend(tiny_loaded), progress=notes.append)
     assert isinstance(both, CombinedModulator)
     assert "joyful" in both.system_prompt(EmotionVector.pole("joy"))
-    assert build_modulator("off", tiny_loaded).system_prompt(EmotionVector.pole("joy")) is None
-    with pytest.raises(EmochatError, match="--intensity"):
-        build_modulator("steer", tiny_loaded, intensity=9)
+    assert (
+        build_modulator("off", transformers_backend(tiny_loaded)).system_prompt(
+            EmotionVector.pole("joy")
+        )
+        is None
+    )
+    with pytest.raises(EmochatError, match="intensity"):
+        build_modulator("steer", transformers_backend(tiny_loaded), intensity=9)
 
 
 def test_persona_prompt_joins_the_system_prompt(tiny_loaded) -> None:
-    engine = Engine(tiny_loaded, PersonaModulator())
+    engine = transformers_backend(tiny_loaded, PersonaModulator())
     vector, _ = parse_emotion("sadness=0.9,interest=0.4")
     messages = engine.prepare_messages(
         [{"role": "system", "content": "Be brief."}, *PROMPT], vector
@@ -222,32 +231,4 @@ def test_control_vector_gguf_matches_llama_cpp_layout(tiny_directions, tmp_path)
     assert names == [f"direction.{layer}" for layer in range(1, 4)]
     for tensor in reader.tensors:
         layer = int(tensor.name.split(".")[1])
-        assert torch.allclose(torch.from_numpy(tensor.data.copy()), offsets[layer])
-
-
-@pytest.mark.slow
-def test_joy_and_sadness_shift_the_default_models_mood(default_loaded) -> None:
-    """Scored by VADER, which the project did not train: +joy must read happier than -joy."""
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    vader = SentimentIntensityAnalyzer()
-    engine = Engine(default_loaded, build_modulator("steer", default_loaded, build_vectors=False))
-    prompts = [
-        "How are you feeling today?",
-        "Tell me about your weekend plans.",
-        "What do you think of rainy days?",
-        "Describe your morning.",
-        "What is your favourite memory?",
-    ]
-    wins = 0
-    for prompt in prompts:
-        scores = []
-        for spec in ("joy=1", "sadness=1"):
-            reply = engine.reply(
-                [{"role": "user", "content": prompt}],
-                parse_emotion(spec)[0],
-                SamplingSettings(max_new_tokens=40, seed=11),
-            )
-            scores.append(vader.polarity_scores(reply.finish())["compound"])
-        wins += scores[0] > scores[1]
-    assert wins >= 4, f"joy read happier than sadness on only {wins}/5 prompts"
+        assert np.allclose(tensor.data, offsets[layer])

@@ -3,6 +3,8 @@ confidence in [0, 1]. They never import Textual; the app and the CLI pick one by
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,10 +39,9 @@ def read_many(detector: Detector, texts: list[str]) -> list[Reading]:
     return batched(texts) if batched else [detector.read(text) for text in texts]
 
 
-def load_detector(name: str, loaded_model: Any = None, guard: Any = None) -> Detector:
+def load_detector(name: str, backend: Any = None) -> Detector:
     """The detector called ``name``; ``probe`` reads the chat model's own hidden states and so
-    needs the loaded chat model (and ``guard``, a context manager factory that switches its
-    modulation off while reading, such as ``Engine.unmodulated``)."""
+    needs the transformers backend that runs it (its modulation is switched off while reading)."""
     if name == "vader":
         from emochat.detect.vader import VaderDetector
 
@@ -50,11 +51,47 @@ def load_detector(name: str, loaded_model: Any = None, guard: Any = None) -> Det
 
         return MiniLMDetector()
     if name == "probe":
-        if loaded_model is None:
-            raise EmochatError("the probe detector needs the chat model loaded")
+        if getattr(backend, "kind", None) != "transformers":
+            raise EmochatError(
+                "the probe detector needs the chat model on the transformers backend"
+            )
         from emochat.detect.probe import ProbeDetector
 
-        if guard is None:
-            return ProbeDetector(loaded_model)
-        return ProbeDetector(loaded_model, guard=guard)
+        return ProbeDetector(backend.loaded, guard=backend.unmodulated)
     raise EmochatError(f"unknown detector {name!r}; choose one of {', '.join(DETECTOR_CHOICES)}")
+
+
+class BackgroundDetector:
+    """A detector that loads in a thread (while the chat model loads) and is waited for only
+    when the first message is read. One that fails to load is reported once through ``warn``;
+    after that it reads nothing, so the mood moves only by hand."""
+
+    def __init__(
+        self, name: str, load: Callable[[], Detector], warn: Callable[[str], None]
+    ) -> None:
+        self.name = name
+        self._warn = warn
+        self._detector: Detector | None = None
+        self._error: str | None = None
+        self._thread = threading.Thread(
+            target=self._load, args=(load,), name=f"emochat-{name}", daemon=True
+        )
+        self._thread.start()
+
+    def _load(self, load: Callable[[], Detector]) -> None:
+        try:
+            self._detector = load()
+        except Exception as error:
+            self._error = str(error) if isinstance(error, EmochatError) else repr(error)
+
+    def read(self, text: str) -> Reading:
+        self._thread.join()
+        if self._detector is not None:
+            return self._detector.read(text)
+        if self._error is not None:
+            self._warn(
+                f"the {self.name} detector could not load ({self._error}); "
+                "the mood now moves only by hand"
+            )
+            self._error = None
+        return Reading(EmotionVector(), 0.0)

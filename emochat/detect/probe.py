@@ -18,8 +18,8 @@ from emochat.engine.loading import LoadedModel
 from emochat.engine.steering import (
     EmotionDirections,
     find_decoder_layers,
+    find_vectors,
     load_prompt_set,
-    vectors_for,
 )
 from emochat.errors import EmochatError
 
@@ -35,7 +35,7 @@ class ProbeDetector:
     ) -> None:
         import torch
 
-        directions = directions or vectors_for(loaded, build=False)
+        directions = directions or find_vectors(loaded.info)
         if directions is None:
             raise EmochatError(
                 f"the probe detector needs emotion vectors for {loaded.info.name}; "
@@ -45,7 +45,7 @@ class ProbeDetector:
         self._guard = guard
         self._layers = find_decoder_layers(loaded.model)
         start, stop = directions.band
-        band = directions.directions[:, start:stop]
+        band = torch.from_numpy(directions.directions[:, start:stop])
         self._band = (start, stop)
         self._units = band / band.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         baseline = torch.stack([self._projections(text) for text in load_prompt_set()["questions"]])

@@ -197,7 +197,7 @@ class EmochatApp(App[None]):
         if session is None:
             return
         info = session.backend.info
-        parts = [info.name, info.quant, info.device]
+        parts = [info.name, info.backend, info.quant, info.device]
         if self._speed:
             parts.append(self._speed)
         parts.append(f"detector {session.detector.name if session.detector else 'off'}")

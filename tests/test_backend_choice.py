@@ -1,0 +1,88 @@
+"""Which backend runs a model, and the one-line refusals where the asked-for one cannot."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from emochat.engine import backends
+from emochat.engine.backends import choose_backend
+from emochat.engine.loading import LoadOptions, ModelSource
+from emochat.errors import EmochatError
+from emochat.options import load_options_from_args
+
+GGUF = ModelSource("gguf", "/models/m.gguf", "m")
+FOLDER = ModelSource("folder", "/models/m", "m")
+ADAPTER = ModelSource("gguf", "/models/base.gguf", "emo", adapter="/models/emo")
+
+
+def choose(source: ModelSource, notes: list[str] | None = None, **options: str) -> str:
+    return choose_backend(source, LoadOptions(**options), ([] if notes is None else notes).append)
+
+
+def test_auto_takes_llama_cpp_for_a_gguf_and_transformers_for_the_rest() -> None:
+    assert choose(GGUF) == "llama.cpp"
+    assert choose(FOLDER) == "transformers"
+    assert choose(ModelSource("hub", "org/name", "org/name")) == "transformers"
+    assert choose(ADAPTER) == "transformers"  # the emotion projection needs transformers
+    assert choose(GGUF, quant="8bit") == "transformers"  # a quantization picked by hand
+
+
+def test_auto_without_llama_cpp_says_how_to_get_the_fast_engine(monkeypatch) -> None:
+    monkeypatch.setattr(backends, "_llama_cpp_installed", lambda: False)
+    notes: list[str] = []
+    assert choose(GGUF, notes) == "transformers"
+    assert len(notes) == 1 and "emochat[llamacpp]" in notes[0]
+
+
+@pytest.mark.parametrize(
+    ("source", "options", "reason"),
+    [
+        (FOLDER, {}, "runs .gguf files"),
+        (ADAPTER, {}, "PEFT adapter"),
+        (GGUF, {"quant": "4bit"}, "GGUF's own quantization"),
+    ],
+)
+def test_llama_cpp_refuses_what_it_cannot_run(source, options, reason) -> None:
+    with pytest.raises(EmochatError, match=reason) as caught:
+        choose(source, backend="llama.cpp", **options)
+    assert str(caught.value).startswith("cannot use the llama.cpp backend")
+
+
+def test_an_unknown_backend_is_refused() -> None:
+    with pytest.raises(EmochatError, match="backend must be one of auto, transformers"):
+        choose(GGUF, backend="vllm")
+
+
+def test_cuda_without_a_gpu_build_of_llama_cpp_goes_to_transformers(monkeypatch) -> None:
+    from emochat.engine.backends import llamacpp_backend
+
+    monkeypatch.setattr(llamacpp_backend, "gpu_offload_available", lambda: False)
+    assert choose(GGUF, device="cuda") == "transformers"
+    with pytest.raises(EmochatError, match="without GPU support"):
+        choose(GGUF, device="cuda", backend="llama.cpp")
+
+
+def _args(**overrides: object) -> argparse.Namespace:
+    values = {"model": "default", "quant": "auto", "device": "auto", "dtype": "auto"}
+    return argparse.Namespace(**{**values, "threads": None, **overrides})
+
+
+def test_the_probe_detector_takes_the_transformers_backend() -> None:
+    assert load_options_from_args(_args(backend="auto", detector="probe")).backend == (
+        "transformers"
+    )
+    assert load_options_from_args(_args(backend="auto", detector="minilm")).backend == "auto"
+    with pytest.raises(EmochatError, match="probe detector reads hidden states"):
+        load_options_from_args(_args(backend="llama.cpp", detector="probe"))
+
+
+def test_backend_and_quantization_reach_the_transcript_header(tiny_model_dir) -> None:
+    from emochat.cli import main
+    from emochat.transcripts import find_transcript, read_transcript
+
+    args = ["say", "Hello", "--model", str(tiny_model_dir), "--max-new-tokens", "2"]
+    assert main([*args, "--backend", "transformers", "--quant", "none"]) == 0
+    header = read_transcript(find_transcript("last")).header
+    assert (header["backend"], header["quantization"]) == ("transformers", "none")

@@ -1,0 +1,230 @@
+"""One behaviour, every backend: each test runs against the transformers backend (int4, as a CPU
+user gets it) and the llama.cpp backend, both on the real default model, steered."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from emochat.emotion import EmotionVector
+from emochat.engine.generation import SamplingSettings
+from emochat.engine.modulators import NoModulation
+from emochat.engine.steering import find_vectors
+from tests.conftest import transformers_backend
+
+pytestmark = pytest.mark.slow
+
+HELLO = [{"role": "user", "content": "How are you feeling today?"}]
+STORY = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
+GREEDY = SamplingSettings(temperature=0, max_new_tokens=16)
+
+
+@pytest.fixture(scope="module", params=["transformers", "llama.cpp"])
+def backend(request):
+    if request.param == "transformers":
+        backend = transformers_backend(request.getfixturevalue("default_loaded"))
+    else:
+        backend = request.getfixturevalue("default_llama")
+    assert backend.kind == request.param
+    backend.use(backend.steering(find_vectors(backend.info), 1.0))
+    yield backend
+    backend.use(NoModulation())  # the model is shared with other modules
+
+
+def fresh(backend) -> None:
+    """Forget the key/value cache, so the next reply computes everything."""
+    backend.use(backend.modulator)
+
+
+def test_reply_streams_pieces_that_add_up_to_the_text(backend) -> None:
+    reply = backend.reply(HELLO, EmotionVector(), SamplingSettings(max_new_tokens=24, seed=1))
+    pieces = list(reply)
+    assert len(pieces) > 3
+    assert "".join(pieces).strip() == reply.text
+    assert reply.text == backend.tokenizer.decode(reply.token_ids).strip()
+    assert 1 <= reply.stats.new_tokens <= 24
+    assert reply.stats.first_token_seconds > 0 and reply.stats.tokens_per_second > 0
+
+
+def test_a_factual_question_gets_its_answer(backend) -> None:
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    reply = backend.reply(question, EmotionVector(), GREEDY)
+    assert "Paris" in reply.finish()
+
+
+def test_cancel_stops_within_a_token_and_frees_the_backend(backend) -> None:
+    reply = backend.reply(STORY, EmotionVector(), SamplingSettings(max_new_tokens=300, seed=2))
+    for count, _ in enumerate(reply, start=1):
+        if count == 3:
+            reply.cancel()
+    assert reply.stats.cancelled
+    # Tokens already queued when cancel came still count: a small backlog at most.
+    assert reply.stats.new_tokens <= 12
+    assert backend.reply(HELLO, EmotionVector(), GREEDY).finish()
+
+
+def test_seed_makes_sampling_repeatable(backend) -> None:
+    def sample(seed: int) -> list[int]:
+        settings = SamplingSettings(max_new_tokens=16, seed=seed, temperature=1.0)
+        reply = backend.reply(STORY, EmotionVector.pole("joy"), settings)
+        reply.finish()
+        return reply.token_ids
+
+    first, second, other = sample(7), sample(7), sample(8)
+    assert first == second
+    assert first != other
+
+
+def test_the_zero_vector_changes_nothing(backend) -> None:
+    steering = backend.modulator
+    fresh(backend)
+    zero = backend.next_token_logits(HELLO, EmotionVector())
+    zero_reply = backend.reply(HELLO, EmotionVector(), GREEDY)
+    zero_reply.finish()
+    backend.use(NoModulation())
+    try:
+        bare = backend.next_token_logits(HELLO, EmotionVector())
+        bare_reply = backend.reply(HELLO, EmotionVector(), GREEDY)
+        bare_reply.finish()
+    finally:
+        backend.use(steering)
+    np.testing.assert_array_equal(zero, bare)
+    assert zero_reply.token_ids == bare_reply.token_ids
+    joy = backend.next_token_logits(HELLO, EmotionVector.pole("joy"))
+    assert not np.array_equal(joy, bare)
+
+
+def test_joy_reads_happier_than_sadness(backend) -> None:
+    """Scored by VADER, which the project did not train."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    vader = SentimentIntensityAnalyzer()
+    prompts = [
+        "How are you feeling today?",
+        "Tell me about your weekend plans.",
+        "What do you think of rainy days?",
+        "Describe your morning.",
+        "What is your favourite memory?",
+    ]
+    wins = 0
+    for prompt in prompts:
+        scores = []
+        for pole in ("joy", "sadness"):
+            reply = backend.reply(
+                [{"role": "user", "content": prompt}],
+                EmotionVector.pole(pole),
+                SamplingSettings(max_new_tokens=40, seed=11),
+            )
+            scores.append(vader.polarity_scores(reply.finish())["compound"])
+        wins += scores[0] > scores[1]
+    assert wins >= 4, f"joy read happier than sadness on only {wins}/5 prompts"
+
+
+def test_a_prompt_longer_than_the_context_keeps_its_end(backend, monkeypatch) -> None:
+    monkeypatch.setattr(backend, "info", dataclasses.replace(backend.info, context_length=256))
+    long = " ".join(["lighthouse"] * 1500) + " What is the capital of France?"
+    reply = backend.reply([{"role": "user", "content": long}], EmotionVector(), GREEDY)
+    reply.finish()
+    assert reply.stats.prompt_tokens <= 256 - GREEDY.max_new_tokens
+    assert reply.stats.new_tokens >= 1
+
+
+def test_the_next_turn_reuses_the_conversation_so_far(backend) -> None:
+    fresh(backend)
+    first = backend.reply(HELLO, EmotionVector.pole("joy"), GREEDY)
+    first.finish()
+    assert first.stats.cached_tokens == 0
+    history = [
+        *HELLO,
+        {"role": "assistant", "content": first.text},
+        {"role": "user", "content": "And what will you do tomorrow?"},
+    ]
+    # The mood moved, as it does every turn: the conversation so far is kept all the same.
+    second = backend.reply(history, EmotionVector.pole("sadness"), GREEDY)
+    second.finish()
+    assert second.stats.cached_tokens >= first.stats.prompt_tokens
+    # Not a continuation: computed afresh, whatever the mood.
+    for emotion in (EmotionVector.pole("sadness"), EmotionVector.pole("anger")):
+        other = backend.reply(STORY, emotion, GREEDY)
+        other.finish()
+        assert other.stats.cached_tokens == 0
+
+
+def test_a_reused_cache_gives_the_reply_a_fresh_start_would(backend) -> None:
+    joy = EmotionVector.pole("joy")
+    fresh(backend)
+    first = backend.reply(HELLO, joy, GREEDY)
+    first.finish()
+    history = [
+        *HELLO,
+        {"role": "assistant", "content": first.text},
+        {"role": "user", "content": "Tell me more."},
+    ]
+    cached = backend.reply(history, joy, GREEDY)
+    cached.finish()
+    fresh(backend)
+    recomputed = backend.reply(history, joy, GREEDY)
+    recomputed.finish()
+    assert cached.stats.cached_tokens > 0 and recomputed.stats.cached_tokens == 0
+    assert cached.token_ids[:8] == recomputed.token_ids[:8]
+
+
+def test_both_backends_build_the_same_prompt(default_float32, default_llama) -> None:
+    from emochat.engine.prompt import build_prompt_ids
+
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Café, naïve, 日本語 🙂 — how are you?"},
+        {"role": "assistant", "content": "Fine, thanks."},
+        {"role": "user", "content": "And now?"},
+    ]
+    hf = build_prompt_ids(default_float32.tokenizer, messages, 4000)
+    gguf = build_prompt_ids(default_llama.tokenizer, messages, 4000)
+    assert hf == gguf
+
+
+def _first_token_shift(backend, directions, emotion: EmotionVector) -> np.ndarray:
+    """How the steered model's next-token logits move away from the unsteered ones."""
+    backend.use(backend.steering(directions, 1.0))
+    neutral = backend.next_token_logits(HELLO, EmotionVector())
+    fresh(backend)
+    return backend.next_token_logits(HELLO, emotion) - neutral
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _moved(directions, blocks: int):
+    """The same offsets added ``blocks`` decoder blocks later (earlier when negative): what an
+    off-by-one in the control vector's rows would do."""
+    return dataclasses.replace(
+        directions,
+        directions=np.roll(directions.directions, blocks, axis=1),
+        residual_norms=np.roll(directions.residual_norms, blocks),
+        band=(directions.band[0] + blocks, directions.band[1] + blocks),
+    )
+
+
+def test_control_vectors_and_forward_hooks_steer_the_same_way(
+    default_float32, default_llama
+) -> None:
+    """The same offsets, added after the same decoder blocks: llama.cpp's control vector (rows
+    from block 1) and the transformers hooks move the first token's logits alike (measured:
+    cosine 0.996-0.9995), and more alike than with the rows one block off (0.958-0.991)."""
+    hf = transformers_backend(default_float32)
+    directions = find_vectors(hf.info)
+    try:
+        for pole in ("joy", "sadness"):
+            emotion = EmotionVector.pole(pole)
+            hooks = _first_token_shift(hf, directions, emotion)
+            aligned = _cosine(hooks, _first_token_shift(default_llama, directions, emotion))
+            assert aligned > 0.98, pole
+            for blocks in (-1, 1):
+                moved = _first_token_shift(default_llama, _moved(directions, blocks), emotion)
+                assert aligned > _cosine(hooks, moved), (pole, blocks)
+    finally:
+        hf.use(NoModulation())
+        default_llama.use(NoModulation())
