@@ -1,8 +1,8 @@
 """Does the emotion vector change the mood of the replies? One reply at +1 and one at -1 on each
 axis (same seed), for user prompts disjoint from the extraction prompts.
 
-    python benchmarks/steering_eval.py [--model default] [--prompts 10] [--tokens 48]
-                                       [--modulation steer] [--intensity 1]
+    python benchmarks/steering_eval.py [--model default] [--backend auto] [--prompts 10]
+                                       [--tokens 48] [--modulation steer] [--intensity 1]
 
 Per axis: the share of prompts where the +pole reply reads more like that pole than the -pole
 reply. The judge is VADER's compound score for SADNESS↔JOY (not trained by this project) and
@@ -41,15 +41,20 @@ def distinct_1(text: str) -> float:
 def main() -> None:
     import torch
 
+    from emochat.cli import quiet_library_logs
+
+    quiet_library_logs()
     from emochat.detect.embedding import MiniLMDetector, SentenceEncoder
     from emochat.detect.vader import VaderDetector
     from emochat.emotion import AXES, EmotionVector
-    from emochat.engine.generation import Engine, SamplingSettings
-    from emochat.engine.loading import LoadOptions, load_model
+    from emochat.engine.backends import BACKEND_CHOICES, open_backend
+    from emochat.engine.generation import SamplingSettings
+    from emochat.engine.loading import LoadOptions
     from emochat.engine.modulation import build_modulator
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
     parser.add_argument("--prompts", type=int, default=10)
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--modulation", default="steer")
@@ -58,8 +63,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    loaded = load_model(LoadOptions(model=args.model, device="cpu", threads=1))
-    engine = Engine(loaded, build_modulator(args.modulation, loaded, args.intensity))
+    options = LoadOptions(model=args.model, device="cpu", threads=1, backend=args.backend)
+    engine = open_backend(options, print)
+    engine.use(build_modulator(args.modulation, engine, args.intensity))
     settings = SamplingSettings(max_new_tokens=args.tokens, seed=args.seed)
     vader, detector, encoder = VaderDetector(), MiniLMDetector(), SentenceEncoder()
     prompts = PROMPTS[: args.prompts]
@@ -74,7 +80,8 @@ def main() -> None:
 
     neutral = [(prompt, answer(prompt, EmotionVector())) for prompt in prompts]
     print(
-        f"model={loaded.info.name} modulation={args.modulation} intensity={args.intensity} "
+        f"model={engine.info.name} backend={engine.info.backend} ({engine.info.quant}) "
+        f"modulation={args.modulation} intensity={args.intensity} "
         f"prompts={len(prompts)} tokens={args.tokens}"
     )
     print(f"{'axis':<24}{'judge':<10}{'+ wins':>8}{'distinct-1':>12}{'on-topic':>10}")

@@ -26,6 +26,7 @@ class SamplingSettings:
     max_new_tokens: int = 256
     repetition_penalty: float = 1.1
     seed: int | None = None
+    ignore_eos: bool = False  # decode all max_new_tokens (benchmarks compare equal lengths)
 
     def __post_init__(self) -> None:
         checks = [
@@ -44,6 +45,8 @@ class SamplingSettings:
             "max_new_tokens": self.max_new_tokens,
             "repetition_penalty": self.repetition_penalty,
         }
+        if self.ignore_eos:
+            kwargs["min_new_tokens"] = self.max_new_tokens
         if self.temperature == 0:
             return {**kwargs, "do_sample": False}
         return {

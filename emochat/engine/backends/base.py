@@ -8,6 +8,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,18 @@ from emochat.engine.modulators import Modulator, NoModulation
 from emochat.engine.prompt import ChatMessage, build_prompt_ids
 from emochat.engine.steering import EmotionDirections, Progress
 from emochat.errors import EmochatError
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One reply for a backend to run: the prompt, how many of its leading tokens it may take
+    from the cache, the sampling settings, where each token goes, and the stop signal."""
+
+    prompt_ids: list[int]
+    keep: int
+    settings: SamplingSettings
+    emit: Emit
+    cancel: threading.Event
 
 
 class Backend(ABC):
@@ -122,7 +135,8 @@ class Backend(ABC):
 
         def loop(emit: Emit, cancel: threading.Event, stats: ReplyStats) -> None:
             self._prefix = PrefixCache()  # unknown until the run says what it cached
-            stats.cached_tokens, cached = self._run(prompt_ids, keep, settings, emit, cancel)
+            job = Generation(prompt_ids, keep, settings, emit, cancel)
+            stats.cached_tokens, cached = self._run(job)
             self._prefix = PrefixCache(cached, len(prompt_ids))
 
         return stream_reply(
@@ -143,15 +157,8 @@ class Backend(ABC):
             self._busy.release()
 
     @abstractmethod
-    def _run(
-        self,
-        prompt_ids: list[int],
-        keep: int,
-        settings: SamplingSettings,
-        emit: Emit,
-        cancel: threading.Event,
-    ) -> tuple[int, list[int]]:
-        """Generate after ``prompt_ids``, reusing at most ``keep`` cached tokens, emitting each
+    def _run(self, job: Generation) -> tuple[int, list[int]]:
+        """Generate after the prompt, reusing at most ``job.keep`` cached tokens, emitting each
         token id. Returns how many it reused, and the tokens the cache now holds."""
 
     @abstractmethod

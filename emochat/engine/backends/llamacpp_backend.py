@@ -5,12 +5,11 @@ prefix between replies (``Llama.generate`` matches it; :class:`PrefixCache` boun
 from __future__ import annotations
 
 import ctypes
-import threading
 from typing import Any
 
-from emochat.engine.backends.base import Backend
+from emochat.engine.backends.base import Backend, Generation
 from emochat.engine.control_vector import ControlVectorModulator
-from emochat.engine.generation import Emit, SamplingSettings, common_prefix_length
+from emochat.engine.generation import common_prefix_length
 from emochat.engine.loading import (
     LoadedModel,
     LoadOptions,
@@ -18,6 +17,7 @@ from emochat.engine.loading import (
     ModelSource,
     default_threads,
     load_model,
+    prompt_threads,
 )
 from emochat.engine.modulators import Modulator
 from emochat.engine.steering import EmotionDirections, Progress
@@ -118,7 +118,7 @@ class LlamaCppBackend(Backend):
                 model_path=source.location,
                 n_ctx=MAX_CONTEXT,
                 n_threads=threads,
-                n_threads_batch=threads,
+                n_threads_batch=options.threads or prompt_threads(),
                 n_gpu_layers=-1 if on_gpu else 0,
                 verbose=False,
             )
@@ -165,23 +165,16 @@ class LlamaCppBackend(Backend):
     def _cached(self) -> list[int]:
         return [int(token) for token in self._llama.input_ids[: self._llama.n_tokens]]
 
-    def _run(
-        self,
-        prompt_ids: list[int],
-        keep: int,
-        settings: SamplingSettings,
-        emit: Emit,
-        cancel: threading.Event,
-    ) -> tuple[int, list[int]]:
+    def _run(self, job: Generation) -> tuple[int, list[int]]:
         import llama_cpp
 
-        llama = self._llama
-        reused = self._keep(prompt_ids, keep)
+        llama, settings = self._llama, job.settings
+        reused = self._keep(job.prompt_ids, job.keep)
         seed = settings.seed if settings.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
         llama.set_seed(seed)
         # min-p and typical-p off: the same sampling chain as transformers' generate().
         tokens = llama.generate(
-            prompt_ids,
+            job.prompt_ids,
             temp=settings.temperature,
             top_k=settings.top_k,
             top_p=settings.top_p,
@@ -190,10 +183,10 @@ class LlamaCppBackend(Backend):
             repeat_penalty=settings.repetition_penalty,
         )
         for produced, token in enumerate(tokens, start=1):
-            if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            if llama_cpp.llama_vocab_is_eog(self._vocab, token) and not settings.ignore_eos:
                 break
-            emit(int(token))
-            if produced >= settings.max_new_tokens or cancel.is_set():
+            job.emit(int(token))
+            if produced >= settings.max_new_tokens or job.cancel.is_set():
                 break
         tokens.close()
         return reused, self._cached()

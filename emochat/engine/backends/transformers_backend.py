@@ -4,12 +4,11 @@ key/values of one reply are kept for the next, cropped to the prefix they share.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
-from emochat.engine.backends.base import Backend
-from emochat.engine.generation import Emit, SamplingSettings
+from emochat.engine.backends.base import Backend, Generation
+from emochat.engine.generation import Emit
 from emochat.engine.loading import LoadedModel
 from emochat.engine.modulators import Modulator
 from emochat.engine.projection import PROJECTION_FILE
@@ -98,40 +97,33 @@ class TransformersBackend(Backend):
 
         return torch.tensor([ids], device=next(self.model.parameters()).device)
 
-    def _run(
-        self,
-        prompt_ids: list[int],
-        keep: int,
-        settings: SamplingSettings,
-        emit: Emit,
-        cancel: threading.Event,
-    ) -> tuple[int, list[int]]:
+    def _run(self, job: Generation) -> tuple[int, list[int]]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
         class StopOnCancel(StoppingCriteria):
             def __call__(self, ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return torch.full((ids.shape[0],), cancel.is_set(), dtype=torch.bool)
+                return torch.full((ids.shape[0],), job.cancel.is_set(), dtype=torch.bool)
 
-        input_ids = self._input(prompt_ids)
-        past = self._past(keep)
-        if settings.seed is not None:
-            torch.manual_seed(settings.seed)
+        input_ids = self._input(job.prompt_ids)
+        past = self._past(job.keep)
+        if job.settings.seed is not None:
+            torch.manual_seed(job.settings.seed)
         try:
             with torch.inference_mode():
                 output = self.model.generate(
                     input_ids=input_ids,
                     attention_mask=torch.ones_like(input_ids),
-                    streamer=_TokenStreamer(emit),
+                    streamer=_TokenStreamer(job.emit),
                     stopping_criteria=StoppingCriteriaList([StopOnCancel()]),
                     pad_token_id=self._pad_token_id(),
                     return_dict_in_generate=True,
                     **{self._cache_argument: past},
-                    **settings.generate_kwargs(),
+                    **job.settings.generate_kwargs(),
                 )
         except torch.cuda.OutOfMemoryError as error:
             raise EmochatError(OUT_OF_MEMORY) from error
-        reused = keep if past is not None else 0
+        reused = job.keep if past is not None else 0
         self._cache = self._returned_cache(output)
         if self._cache is None:
             return reused, []
