@@ -1,13 +1,15 @@
 """Engine speed on one GGUF: raw llama.cpp against emochat's backends, in one run.
 
-    python benchmarks/speed.py [--model default] [--threads N] [--tokens 128] [--runs 3]
-                               [--only MODE ...]
+    python benchmarks/speed.py [--model default] [--device cpu] [--threads N] [--tokens 128]
+                               [--runs 3] [--only MODE ...]
 
 Every mode runs in fresh processes (so each peak RSS is its own), ``--runs`` times, and the
 table shows medians. Decode: greedy, one fixed prompt, exactly ``--tokens`` new tokens (the end
 token does not stop it). TTFT on turn 1 and turn 10 of a ten-turn conversation whose mood moves
 every turn (replies of 32 tokens). Load: cold = a fresh emochat cache (transformers converts the
-GGUF then), warm = the cache filled. Steered modes carry a mixed emotion vector.
+GGUF then), warm = the cache filled. Steered modes carry a mixed emotion vector; their "steer
+cost" is paired in one process: decodes with the vector and with it zeroed, alternating three
+times, compared by medians.
 Raw llama.cpp is llama-cpp-python's high-level ``Llama`` with no control vector.
 """
 
@@ -55,7 +57,7 @@ class RawLlama:
     """llama-cpp-python as its users call it: ``Llama`` and ``generate``, nothing of emochat's
     in the loop (the prompt text alone is rendered by emochat's GGUF tokenizer)."""
 
-    def __init__(self, path: str, threads: int) -> None:
+    def __init__(self, path: str, threads: int, device: str) -> None:
         from llama_cpp import Llama
 
         from emochat.engine.backends.llamacpp_backend import MAX_CONTEXT, GGUFTokenizer
@@ -65,6 +67,7 @@ class RawLlama:
             n_ctx=MAX_CONTEXT,
             n_threads=threads,
             n_threads_batch=threads,
+            n_gpu_layers=0 if device == "cpu" else -1,
             verbose=False,
         )
         self.tokenizer = GGUFTokenizer(self.llama)
@@ -93,7 +96,9 @@ class RawLlama:
 
 
 class EmochatEngine:
-    def __init__(self, model: str, threads: int, mode: tuple[str, str, str, bool]) -> None:
+    def __init__(
+        self, model: str, threads: int, device: str, mode: tuple[str, str, str, bool]
+    ) -> None:
         from emochat.emotion import parse_emotion
         from emochat.engine.backends import open_backend
         from emochat.engine.loading import LoadOptions
@@ -101,7 +106,7 @@ class EmochatEngine:
 
         backend, quant, dtype, steered = mode
         options = LoadOptions(
-            model=model, device="cpu", threads=threads, backend=backend, quant=quant, dtype=dtype
+            model=model, device=device, threads=threads, backend=backend, quant=quant, dtype=dtype
         )
         self.backend = open_backend(options, lambda _: None)
         if steered:
@@ -109,13 +114,14 @@ class EmochatEngine:
         self.mood = parse_emotion(MIXED)[0] if steered else None
 
     def generate(
-        self, messages: list, tokens: int, stop_at_eos: bool, turn: int = 0
+        self, messages: list, tokens: int, stop_at_eos: bool, turn: int = 0, steer: bool = True
     ) -> tuple[float, float, str]:
         from emochat.emotion import EmotionVector
         from emochat.engine.generation import SamplingSettings
 
         # The mood moves a little every turn, as the detector and decay move it in the app.
-        emotion = EmotionVector() if self.mood is None else self.mood * (1 - 0.05 * turn)
+        steered = self.mood is not None and steer
+        emotion = self.mood * (1 - 0.05 * turn) if steered else EmotionVector()
         settings = SamplingSettings(
             temperature=0, max_new_tokens=tokens, repetition_penalty=1.0, ignore_eos=not stop_at_eos
         )
@@ -125,21 +131,29 @@ class EmochatEngine:
         return stats.first_token_seconds or 0.0, stats.tokens_per_second, reply.text
 
 
-def measure(name: str, model: str, threads: int, tokens: int) -> dict:
+def measure(name: str, args: argparse.Namespace) -> dict:
     import resource
 
     from emochat.engine.loading import resolve_source
 
-    mode = MODES[name]
+    mode, tokens = MODES[name], args.tokens
     started = time.perf_counter()
     if mode[0] == "raw":
-        engine: RawLlama | EmochatEngine = RawLlama(resolve_source(model).location, threads)
+        location = resolve_source(args.model).location
+        engine: RawLlama | EmochatEngine = RawLlama(location, args.threads, args.device)
     else:
-        engine = EmochatEngine(model, threads, mode)
+        engine = EmochatEngine(args.model, args.threads, args.device, mode)
     load_seconds = time.perf_counter() - started
     story = [{"role": "user", "content": PROMPT}]
     engine.generate(story, 8, stop_at_eos=False)  # warm-up
     _, decode, _ = engine.generate(story, tokens, stop_at_eos=False)
+    cost = None
+    if isinstance(engine, EmochatEngine) and engine.mood is not None:
+        speeds: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(3):
+            for steer in (True, False):
+                speeds[steer].append(engine.generate(story, tokens, False, steer=steer)[1])
+        cost = statistics.median(speeds[False]) / statistics.median(speeds[True]) - 1
     messages: list = []
     ttfts = []
     for turn, text in enumerate(TURNS):
@@ -153,12 +167,14 @@ def measure(name: str, model: str, threads: int, tokens: int) -> dict:
         "ttft1": ttfts[0] * 1000,
         "ttft10": ttfts[-1] * 1000,
         "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cost": cost,
     }
 
 
 def run_child(name: str, args: argparse.Namespace, cache: str) -> dict:
     command = [sys.executable, __file__, "--child", name, "--model", args.model]
     command += ["--threads", str(args.threads), "--tokens", str(args.tokens)]
+    command += ["--device", args.device]
     env = {**os.environ, "EMOCHAT_CACHE": cache}
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
@@ -172,6 +188,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU rows")
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--runs", type=int, default=3)
@@ -182,15 +199,16 @@ def main() -> None:
         from emochat.cli import quiet_library_logs
 
         quiet_library_logs()
-        print(json.dumps(measure(args.child, args.model, args.threads, args.tokens)))
+        print(json.dumps(measure(args.child, args)))
         return
     print(
-        f"model={args.model} threads={args.threads} tokens={args.tokens} runs={args.runs} "
+        f"model={args.model} device={args.device} threads={args.threads} tokens={args.tokens} "
+        f"runs={args.runs} "
         f"cpus={os.cpu_count()} load average before={os.getloadavg()[0]:.2f}"
     )
     header = (
         f"{'mode':<31}{'tok/s':>7}{'× raw':>7}{'TTFT 1':>9}{'TTFT 10':>9}"
-        f"{'load cold':>11}{'load warm':>11}{'peak RSS':>10}"
+        f"{'load cold':>11}{'load warm':>11}{'peak RSS':>10}{'steer cost':>12}"
     )
     print(header)
     raw_speed = None
@@ -202,14 +220,19 @@ def main() -> None:
             except RuntimeError as error:
                 print(f"{name:<31}failed: {error}")
                 continue
-        median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        median = {
+            key: statistics.median(run[key] for run in runs)
+            for key in runs[0]
+            if runs[0][key] is not None
+        }
         if name == "llama.cpp raw":
             raw_speed = median["decode"]
         ratio = f"{median['decode'] / raw_speed:.2f}" if raw_speed else "-"
+        cost = f"{median['cost']:+.1%}" if "cost" in median else "-"
         print(
             f"{name:<31}{median['decode']:>7.1f}{ratio:>7}{median['ttft1']:>7.0f}ms"
             f"{median['ttft10']:>7.0f}ms{cold['load_s']:>10.2f}s{median['load_s']:>10.2f}s"
-            f"{median['rss']:>7.0f}MiB",
+            f"{median['rss']:>7.0f}MiB{cost:>12}",
             flush=True,
         )
     print(f"load average after={os.getloadavg()[0]:.2f}")

@@ -70,8 +70,8 @@ def model_options(backend: bool = False) -> argparse.ArgumentParser:
         "--dtype",
         choices=DTYPE_CHOICES,
         default="auto",
-        help="transformers compute dtype; auto = bfloat16 on GPU and for int4 on CPU, float32 "
-        "for an unquantized model on CPU",
+        help="transformers compute dtype; auto = bfloat16 on GPU, for int4, and on CPUs with "
+        "bfloat16 instructions, else float32",
     )
     group.add_argument("--threads", type=_positive_int, help="CPU threads (default: half the CPUs)")
     return parent

@@ -72,8 +72,15 @@ def test_cuda_without_a_gpu_is_a_clear_error(tiny_model_dir) -> None:
 def test_cpu_defaults_to_torchao_int4_with_bfloat16_activations(tiny_model_dir) -> None:
     loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu"))
     assert (loaded.info.quant, loaded.info.dtype) == ("int4", "bfloat16")
-    unquantized = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", quant="none"))
-    assert (unquantized.info.quant, unquantized.info.dtype) == ("none", "float32")
+
+
+@pytest.mark.parametrize(("native", "dtype"), [(True, "bfloat16"), (False, "float32")])
+def test_unquantized_on_cpu_takes_bfloat16_only_where_the_cpu_computes_it(
+    tiny_model_dir, monkeypatch, native, dtype
+) -> None:
+    monkeypatch.setattr(loading, "cpu_has_bfloat16", lambda: native)
+    loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", quant="none"))
+    assert (loaded.info.quant, loaded.info.dtype) == ("none", dtype)
 
 
 def test_without_torchao_the_cpu_default_is_unquantized_and_says_so(

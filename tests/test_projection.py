@@ -54,8 +54,12 @@ def checkpoint(tmp_path_factory) -> object:
 
 
 def test_an_adapter_folder_loads_its_base_and_applies_the_lora(checkpoint) -> None:
-    base = load_model(LoadOptions(model=str(checkpoint / "base"), device="cpu", quant="none"))
-    tuned = load_model(LoadOptions(model=str(checkpoint / "adapter"), device="cpu", quant="none"))
+    base = load_model(
+        LoadOptions(model=str(checkpoint / "base"), device="cpu", quant="none", dtype="float32")
+    )
+    tuned = load_model(
+        LoadOptions(model=str(checkpoint / "adapter"), device="cpu", quant="none", dtype="float32")
+    )
     assert tuned.info.adapter == str((checkpoint / "adapter").resolve())
     assert tuned.info.name == "adapter"
     ids = torch.tensor([[5, 9, 12, 40]])
@@ -65,7 +69,9 @@ def test_an_adapter_folder_loads_its_base_and_applies_the_lora(checkpoint) -> No
 
 
 def test_auto_modulation_adds_three_times_the_projection_to_the_embeddings(checkpoint) -> None:
-    loaded = load_model(LoadOptions(model=str(checkpoint / "adapter"), device="cpu", quant="none"))
+    loaded = load_model(
+        LoadOptions(model=str(checkpoint / "adapter"), device="cpu", quant="none", dtype="float32")
+    )
     modulator = build_modulator("auto", transformers_backend(loaded))
     assert isinstance(modulator, EmbeddingProjectionModulator)
     embeddings = loaded.model.get_input_embeddings()

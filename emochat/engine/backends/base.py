@@ -150,7 +150,7 @@ class Backend(ABC):
         try:
             prompt_ids, keep = self._prepare(messages, emotion, 1)
             self._prefix = PrefixCache()
-            _, logits = self._logits(prompt_ids, keep)
+            logits = self._logits(prompt_ids, keep)
             self._prefix = PrefixCache(list(prompt_ids), len(prompt_ids))
             return logits
         finally:
@@ -162,6 +162,6 @@ class Backend(ABC):
         token id. Returns how many it reused, and the tokens the cache now holds."""
 
     @abstractmethod
-    def _logits(self, prompt_ids: list[int], keep: int) -> tuple[int, Any]:
-        """Evaluate the prompt, reusing at most ``keep`` cached tokens. Returns how many it
-        reused, and the last position's logits; the cache then holds exactly ``prompt_ids``."""
+    def _logits(self, prompt_ids: list[int], keep: int) -> Any:
+        """Evaluate the prompt, reusing at most ``keep`` cached tokens; the last position's
+        logits. The cache then holds exactly ``prompt_ids``."""

@@ -191,7 +191,7 @@ class LlamaCppBackend(Backend):
         tokens.close()
         return reused, self._cached()
 
-    def _logits(self, prompt_ids: list[int], keep: int) -> tuple[int, Any]:
+    def _logits(self, prompt_ids: list[int], keep: int) -> Any:
         import llama_cpp
         import numpy as np
 
@@ -199,4 +199,4 @@ class LlamaCppBackend(Backend):
         reused = self._keep(prompt_ids, keep)
         llama.eval(prompt_ids[reused:])
         row = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
-        return reused, np.ctypeslib.as_array(row, shape=(llama.n_vocab(),)).copy()
+        return np.ctypeslib.as_array(row, shape=(llama.n_vocab(),)).copy()

@@ -129,7 +129,7 @@ class TransformersBackend(Backend):
             return reused, []
         return reused, output.sequences[0].tolist()[: self._cache.get_seq_length()]
 
-    def _logits(self, prompt_ids: list[int], keep: int) -> tuple[int, Any]:
+    def _logits(self, prompt_ids: list[int], keep: int) -> Any:
         import torch
 
         past = self._past(keep)
@@ -141,7 +141,7 @@ class TransformersBackend(Backend):
                 **{self._cache_argument: past},
             )
         self._cache = self._returned_cache(output)
-        return start, output.logits[0, -1].float().cpu().numpy()
+        return output.logits[0, -1].float().cpu().numpy()
 
     def _pad_token_id(self) -> int | None:
         tokenizer = self.tokenizer
