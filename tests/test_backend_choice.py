@@ -86,3 +86,14 @@ def test_backend_and_quantization_reach_the_transcript_header(tiny_model_dir) ->
     assert main([*args, "--backend", "transformers", "--quant", "none"]) == 0
     header = read_transcript(find_transcript("last")).header
     assert (header["backend"], header["quantization"]) == ("transformers", "none")
+
+
+def test_a_corrupt_gguf_is_one_line_on_the_llama_cpp_backend(tmp_path) -> None:
+    from emochat.engine.backends import open_backend
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\x00" * 64)
+    options = LoadOptions(model=str(broken), backend="llama.cpp", device="cpu")
+    with pytest.raises(EmochatError, match="not a GGUF model it can read") as caught:
+        open_backend(options, lambda _: None)
+    assert "\n" not in str(caught.value)
