@@ -74,9 +74,12 @@ class ControlVectorModulator:
 
         if self._llama is None:
             return
+        if emotion.is_neutral() or self.intensity == 0:
+            self._apply(None, -1, -1)
+            return
         offsets = self.directions.offsets(emotion, self.intensity)
         active = np.flatnonzero(np.abs(offsets).sum(axis=-1))
-        if emotion.is_neutral() or self.intensity == 0 or active.size == 0:
+        if active.size == 0:
             self._apply(None, -1, -1)
             return
         # Only the band's blocks get an addition at all: outside it llama.cpp adds nothing.

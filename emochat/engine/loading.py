@@ -233,7 +233,7 @@ def _pick_quant(requested: str, device: str, progress: Progress) -> str:
         return "none"
     if device.startswith("cuda"):
         return "nf4"
-    # On the CPU, torchao int4 decoded the default model at 70 tok/s against 23 for float32.
+    # On the CPU, torchao int4 decoded the default model at 63 tok/s against 25 for float32.
     if torchao_available():
         return "int4"
     if requested == "4bit":
@@ -255,7 +255,7 @@ def _pick_dtype(requested: str, device: str, quant: str) -> Any:
         return torch.float16
     # torchao's int4 kernels want bfloat16 activations (float32 ones ran at 3 tok/s). An
     # unquantized model takes bfloat16 where the CPU computes it natively (measured with
-    # AVX512-BF16: 32 against 25 tok/s, first token 60 against 149 ms); emulated, it is slower.
+    # AVX512-BF16: 32 against 25 tok/s, first token 57 against 148 ms); emulated, it is slower.
     if quant == "int4" or cpu_has_bfloat16():
         return torch.bfloat16
     return torch.float32

@@ -36,6 +36,15 @@ class _TokenStreamer:
         pass
 
 
+def _cache_argument(model: Any) -> str:
+    """transformers 5 calls the key/value cache ``cache``; earlier versions (and models with
+    their own forward) ``past_key_values``."""
+    import inspect
+
+    parameters = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
 class TransformersBackend(Backend):
     kind = "transformers"
 
@@ -45,6 +54,7 @@ class TransformersBackend(Backend):
         self.info = loaded.info
         self.tokenizer = loaded.tokenizer
         self._cache: Any = None
+        self._cache_argument = _cache_argument(loaded.model)
 
     @property
     def model(self) -> Any:
@@ -77,15 +87,6 @@ class TransformersBackend(Backend):
         except (ValueError, RuntimeError, NotImplementedError):
             return None
         return cache
-
-    @property
-    def _cache_argument(self) -> str:
-        """transformers 5 calls the key/value cache ``cache``; earlier versions (and models with
-        their own forward) ``past_key_values``."""
-        import inspect
-
-        parameters = inspect.signature(self.model.forward).parameters
-        return "cache" if "cache" in parameters else "past_key_values"
 
     @staticmethod
     def _returned_cache(output: Any) -> Any:
