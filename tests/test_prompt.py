@@ -1,3 +1,4 @@
+import pytest
 from transformers import AutoTokenizer
 
 from emochat.engine.prompt import build_prompt_ids, fallback_prompt, render_prompt
@@ -61,3 +62,47 @@ def test_an_overlong_newest_message_keeps_its_end(tiny_model_dir) -> None:
     ids = build_prompt_ids(tokenizer, [{"role": "user", "content": long_message}], budget=60)
     assert len(ids) <= 60
     assert "THE END" in tokenizer.decode(ids)
+
+
+def test_a_reply_to_continue_ends_the_prompt_inside_it(tiny_model_dir) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    messages = [
+        {"role": "user", "content": "Count"},
+        {"role": "assistant", "content": "one two"},
+    ]
+    text, templated = render_prompt(tokenizer, messages)
+    assert templated
+    assert text == "<|im_start|>user\nCount<|im_end|>\n<|im_start|>assistant\none two"
+    tokenizer.chat_template = None
+    assert render_prompt(tokenizer, messages)[0] == "User: Count\nAssistant: one two"
+
+
+class CountingTokenizer:
+    """The tiny model's tokenizer, counting the characters it is asked to encode."""
+
+    def __init__(self, tokenizer) -> None:
+        self._tokenizer = tokenizer
+        self.chat_template = tokenizer.chat_template
+        self.characters = 0
+
+    def apply_chat_template(self, messages, **kwargs):
+        return self._tokenizer.apply_chat_template(messages, **kwargs)
+
+    def __call__(self, text, **kwargs):
+        self.characters += len(text)
+        return self._tokenizer(text, **kwargs)
+
+    def decode(self, ids):
+        return self._tokenizer.decode(ids)
+
+
+@pytest.mark.parametrize("turns", [300, 1200])
+def test_a_long_history_is_encoded_in_linear_work(tiny_model_dir, turns: int) -> None:
+    tokenizer = CountingTokenizer(AutoTokenizer.from_pretrained(tiny_model_dir))
+    messages = _history(turns)
+    history_characters = sum(len(m["content"]) for m in messages)
+    ids = build_prompt_ids(tokenizer, messages, budget=200)
+    assert len(ids) <= 200
+    assert "the newest question" in tokenizer._tokenizer.decode(ids)
+    # each message once, plus the window that fits: not the history once per dropped turn
+    assert tokenizer.characters < 2 * history_characters

@@ -18,6 +18,13 @@ from typing import Any
 from emochat.errors import EmochatError
 
 
+def default_reply_limit(context_length: int) -> int:
+    """The most new tokens a reply gets unless told: a quarter of the context, so the history
+    keeps three quarters, within [64, 1024] (long enough for a full answer from a small model,
+    short enough that a runaway reply ends and can be continued)."""
+    return max(64, min(1024, context_length // 4))
+
+
 @dataclass(frozen=True)
 class SamplingSettings:
     temperature: float = 0.7  # 0 means greedy decoding
@@ -66,6 +73,7 @@ class ReplyStats:
     seconds: float = 0.0
     first_token_seconds: float | None = None
     cancelled: bool = False
+    truncated: bool = False  # stopped by the token limit, not by the model or the user
 
     @property
     def tokens_per_second(self) -> float:
@@ -130,6 +138,7 @@ class Reply:
     _started: float
     _worker: threading.Thread
     stats: ReplyStats
+    _limit: int = 0  # the most new tokens the reply may have
     text: str = ""
     _pieces: list[str] = field(default_factory=list)
     _done: bool = False
@@ -155,6 +164,9 @@ class Reply:
                     self._pieces.append(tail)
                 self.stats.seconds = time.perf_counter() - self._started
                 self.stats.cancelled = self._cancel.is_set()
+                self.stats.truncated = (
+                    not self.stats.cancelled and 0 < self._limit <= self.stats.new_tokens
+                )
                 self.text = "".join(self._pieces).strip()
                 if tail:
                     yield tail
@@ -181,9 +193,11 @@ def stream_reply(
     decoder: IncrementalDecoder,
     prompt_tokens: int,
     release: Callable[[], None],
+    limit: int = 0,
 ) -> Reply:
     """Run ``loop`` in a worker thread and return the reply it streams into. ``release`` runs
-    when the loop is over, before the reply reports its end."""
+    when the loop is over, before the reply reports its end; a reply of ``limit`` tokens was
+    cut short by it."""
     tokens: queue.Queue[Any] = queue.Queue()
     cancel = threading.Event()
     stats = ReplyStats(prompt_tokens=prompt_tokens)
@@ -205,6 +219,7 @@ def stream_reply(
         _started=time.perf_counter(),
         _worker=worker,
         stats=stats,
+        _limit=limit,
     )
     worker.start()
     return reply

@@ -140,7 +140,11 @@ class Backend(ABC):
             self._prefix = PrefixCache(cached, len(prompt_ids))
 
         return stream_reply(
-            loop, IncrementalDecoder(self.tokenizer), len(prompt_ids), self._busy.release
+            loop,
+            IncrementalDecoder(self.tokenizer),
+            len(prompt_ids),
+            self._busy.release,
+            limit=0 if settings.ignore_eos else settings.max_new_tokens,
         )
 
     def next_token_logits(self, messages: list[ChatMessage], emotion: EmotionVector) -> Any:
