@@ -44,6 +44,9 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
+ID_ATTEMPTS = 20
+
+
 def new_id() -> str:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{secrets.token_hex(2)}"
@@ -51,6 +54,47 @@ def new_id() -> str:
 
 class TranscriptWriteError(EmochatError):
     """The disk refused a write; the conversation goes on in memory."""
+
+
+@dataclass
+class Exchange:
+    """One prompt and the reply to it, as the conversation shows them now: a regenerated reply
+    replaces the earlier one, a continued reply joins its first part, an edited prompt replaces
+    its turn (the transcript keeps every earlier version)."""
+
+    prompt: str
+    reply: str = ""
+    answered: bool = False  # a reply event arrived (a crash mid-reply leaves it False)
+    cancelled: bool = False
+    truncated: bool = False  # stopped by the token limit; it can be continued
+    emotion: list[float] | None = None  # the vector the reply was written with
+
+    @property
+    def in_history(self) -> bool:
+        """Whether the model sees this turn: a stopped or unanswered one is withdrawn."""
+        return self.answered and not self.cancelled and bool(self.reply)
+
+
+def _apply(exchanges: list[Exchange], event: dict[str, Any]) -> None:
+    """Fold one transcript event into the list of exchanges: the one place that decides what a
+    conversation says."""
+    kind = event.get("type")
+    if kind == "user":
+        exchanges.append(Exchange(prompt=str(event.get("text", ""))))
+    elif kind == "assistant" and exchanges:
+        last = exchanges[-1]
+        text = str(event.get("text", ""))
+        last.reply = last.reply + text if event.get("continues") else text
+        last.answered = True
+        last.cancelled = bool(event.get("cancelled"))
+        last.truncated = bool(event.get("truncated"))
+        emotion = event.get("emotion")
+        last.emotion = emotion if isinstance(emotion, list) else None
+    elif kind == "retract" and exchanges:
+        if event.get("what") == "reply":
+            exchanges[-1] = Exchange(prompt=exchanges[-1].prompt)
+        else:
+            exchanges.pop()
 
 
 @dataclass
@@ -65,21 +109,32 @@ class Conversation:
     def id(self) -> str:
         return str(self.header.get("id", ""))
 
-    def messages(self) -> list[dict[str, str]]:
-        """The chat history as the model should see it: user and assistant turns, without the
-        turns whose reply was cancelled (the app withdrew those)."""
-        history: list[dict[str, str]] = []
+    def exchanges(self) -> list[Exchange]:
+        exchanges: list[Exchange] = []
         for event in self.events:
-            kind = event.get("type")
-            if kind == "assistant" and event.get("cancelled"):
-                if history and history[-1]["role"] == "user":
-                    history.pop()
-            elif kind in ("user", "assistant") and event.get("text"):
-                history.append({"role": kind, "content": str(event["text"])})
+            _apply(exchanges, event)
+        return exchanges
+
+    def messages(self) -> list[dict[str, str]]:
+        """The chat history as the model should see it: the answered turns, without those whose
+        reply was stopped or never came (the app withdrew those)."""
+        history: list[dict[str, str]] = []
+        for exchange in self.exchanges():
+            if exchange.in_history:
+                history.append({"role": "user", "content": exchange.prompt})
+                history.append({"role": "assistant", "content": exchange.reply})
         return history
 
     def turns(self) -> int:
-        return sum(1 for event in self.events if event.get("type") == "user")
+        return len(self.exchanges())
+
+    @property
+    def title(self) -> str:
+        """The latest title the user gave it, else the first words of the first message."""
+        for event in reversed(self.events):
+            if event.get("type") == "title" and str(event.get("title", "")).strip():
+                return str(event["title"]).strip()
+        return self.first_words()
 
     def last_state(self) -> dict[str, Any] | None:
         for event in reversed(self.events):
@@ -134,27 +189,45 @@ def read_transcript(path: Path, warn: Warn = _ignore) -> Conversation:
 class TranscriptWriter:
     """Appends events to one transcript file, holding an exclusive lock on it.
 
-    When the disk refuses a write, ``write`` raises :class:`TranscriptWriteError` once and the
-    writer keeps the events in memory from then on (``saving`` turns false)."""
+    A new conversation's file can wait for its first event (``deferred``), so opening the app
+    and leaving leaves nothing behind. When the disk refuses a write, ``write`` raises
+    :class:`TranscriptWriteError` once and the writer keeps the events in memory from then on
+    (``saving`` turns false)."""
 
-    def __init__(self, path: Path, handle: IO[str] | None, conversation: Conversation) -> None:
+    def __init__(
+        self,
+        path: Path,
+        handle: IO[str] | None,
+        conversation: Conversation,
+        pending: bool = False,
+    ) -> None:
         self.path = path
         self._handle = handle
+        self._pending = pending  # the file is created with the first event
+        self._new_id_if_taken = False  # an id emochat chose may be drawn again
         self.conversation = conversation
 
     @property
     def saving(self) -> bool:
-        return self._handle is not None
+        return self._handle is not None or self._pending
+
+    @property
+    def started(self) -> bool:
+        """Whether the conversation has a file yet."""
+        return self._handle is not None or (not self._pending and self.path.is_file())
 
     @classmethod
-    def create(cls, header: dict[str, Any], path: Path | None = None) -> TranscriptWriter:
+    def create(
+        cls, header: dict[str, Any], path: Path | None = None, *, deferred: bool = False
+    ) -> TranscriptWriter:
         header = {"type": "header", "format": FORMAT_VERSION, "created": now(), **header}
+        chosen = path is not None or "id" in header
         header.setdefault("id", path.stem if path else new_id())
         target = path or transcripts_dir() / f"{header['id']}{SUFFIX}"
-        conversation = Conversation(header=header, path=target)
-        handle = _open_exclusive(target)
-        writer = cls(target, handle, conversation)
-        writer._append(header)
+        writer = cls(target, None, Conversation(header=header, path=target), pending=True)
+        writer._new_id_if_taken = not chosen
+        if not deferred:
+            writer._open()
         return writer
 
     @classmethod
@@ -171,10 +244,29 @@ class TranscriptWriter:
         header.setdefault("id", new_id())
         return cls(Path(os.devnull), None, Conversation(header=header))
 
+    def _open(self) -> None:
+        self._pending = False
+        for _ in range(ID_ATTEMPTS):
+            try:
+                self._handle = _open_exclusive(self.path)
+                break
+            except FileExistsError as error:
+                if not self._new_id_if_taken:
+                    raise EmochatError(f"a transcript already exists at {self.path}") from error
+                # Another conversation began in the same second and drew the same suffix.
+                self.conversation.header["id"] = new_id()
+                self.path = self.path.with_name(f"{self.conversation.header['id']}{SUFFIX}")
+                self.conversation.path = self.path
+        else:
+            raise EmochatError(f"no free conversation id in {self.path.parent}")
+        self._append(self.conversation.header)
+
     def write(self, event: dict[str, Any]) -> dict[str, Any]:
         """Append one event (timestamped now unless it carries its own time)."""
         record = {"time": now(), **event}
         self.conversation.events.append(record)
+        if self._pending:
+            self._open()
         self._append(record)
         return record
 
@@ -193,6 +285,7 @@ class TranscriptWriter:
             ) from error
 
     def close(self) -> None:
+        self._pending = False
         if self._handle is not None:
             with contextlib.suppress(OSError):
                 self._handle.close()
@@ -215,8 +308,8 @@ def _open_exclusive(path: Path) -> IO[str]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-    except FileExistsError as error:
-        raise EmochatError(f"a transcript already exists at {path}") from error
+    except FileExistsError:
+        raise  # the caller decides: another id, or a clear error
     except OSError as error:
         raise TranscriptWriteError(
             f"cannot create the transcript {path} ({error.strerror or error}); "

@@ -14,7 +14,7 @@ import pytest
 from emochat.cli import main
 from emochat.emotion import EmotionVector
 from emochat.errors import EmochatError
-from emochat.session import ChatSession, assistant_event
+from emochat.session import ChatSession
 from emochat.state import EmotionState
 from emochat.transcripts import (
     TranscriptWriteError,
@@ -25,25 +25,7 @@ from emochat.transcripts import (
     transcripts_dir,
 )
 from emochat.transcripts_cli import to_markdown
-
-
-class FakeStats:
-    def __init__(self, tokens: int, cancelled: bool = False) -> None:
-        self.new_tokens = tokens
-        self.tokens_per_second = 12.5
-        self.cancelled = cancelled
-
-
-class FakeReply:
-    def __init__(self, text: str, cancelled: bool = False) -> None:
-        self.text = text
-        self.stats = FakeStats(len(text.split()), cancelled)
-
-    def __iter__(self):
-        yield from self.text.split(" ")
-
-    def cancel(self) -> None:
-        self.stats.cancelled = True
+from tests.fakes import FakeBackend
 
 
 def write_conversation(turns: int = 2, **header) -> TranscriptWriter:
@@ -59,7 +41,16 @@ def write_conversation(turns: int = 2, **header) -> TranscriptWriter:
                 "reading": {"vector": [0.5] + [0] * 7, "confidence": 0.9},
             }
         )
-        writer.write(assistant_event(FakeReply(f"answer {turn}"), state.vector))
+        writer.write(
+            {
+                "type": "assistant",
+                "text": f"answer {turn}",
+                "emotion": state.vector.to_list(),
+                "new_tokens": 2,
+                "tokens_per_second": 12.5,
+                "cancelled": False,
+            }
+        )
     return writer
 
 
@@ -72,26 +63,18 @@ def test_round_trip_write_resume_continue_export_import() -> None:
     state = ChatSession.restore_state(conversation)
     assert state.vector[0] == pytest.approx(0.2)
 
-    class EchoBackend:
-        info = None
-
-        def reply(self, messages, emotion, settings):
-            return FakeReply(f"I heard {len(messages)} messages")
-
+    backend = FakeBackend("an answer")
     session = ChatSession(
-        EchoBackend(),
-        None,
-        state,
-        TranscriptWriter.resume(conversation),
-        settings=None,
-        warn=pytest.fail,
+        backend, None, state, TranscriptWriter.resume(conversation), None, warn=pytest.fail
     )
-    session.submit("question 2")
-    reply = session.reply()
-    list(reply)
-    session.finish(reply)
+    session.ask("question 2")
     session.close()
-    assert reply.text == "I heard 5 messages"  # the resumed history went to the model
+    messages, _ = backend.calls[0]
+    assert len(messages) == 5  # the resumed history went to the model
+    assert messages[-2:] == [
+        {"role": "assistant", "content": "answer 1"},
+        {"role": "user", "content": "question 2"},
+    ]
 
     again = read_transcript(find_transcript(conversation.id))
     assert again.turns() == 3
@@ -164,7 +147,23 @@ def test_a_corrupt_middle_line_and_a_torn_last_line_are_skipped_with_warnings() 
         read_transcript(bad)
 
 
-def test_a_process_killed_mid_reply_leaves_every_finished_turn(tiny_model_dir) -> None:
+@pytest.fixture
+def endless_model_dir(tiny_model_dir, tmp_path) -> Path:
+    """The tiny model without an end-of-sequence token and with room for a very long reply, so
+    only a signal stops it (a random model otherwise samples the end token sooner or later)."""
+    folder = tmp_path / "endless"
+    shutil.copytree(tiny_model_dir, folder)
+    config_file = folder / "generation_config.json"
+    config = json.loads(config_file.read_text())
+    config["eos_token_id"] = None
+    config_file.write_text(json.dumps(config))
+    model_config = json.loads((folder / "config.json").read_text())
+    model_config["max_position_embeddings"] = 1_000_000  # rotary positions: no table grows
+    (folder / "config.json").write_text(json.dumps(model_config))
+    return folder
+
+
+def test_a_process_killed_mid_reply_leaves_every_finished_turn(endless_model_dir) -> None:
     """`emochat say --file` killed while generating: the file still loads, with every
     finished turn and the unanswered question."""
     prompts = Path(os.environ["EMOCHAT_HOME"]) / "prompts.txt"
@@ -178,7 +177,7 @@ def test_a_process_killed_mid_reply_leaves_every_finished_turn(tiny_model_dir) -
         "--file",
         str(prompts),
         "--model",
-        str(tiny_model_dir),
+        str(endless_model_dir),
         "--json",
         "--modulation",
         "off",
@@ -202,21 +201,10 @@ def test_a_process_killed_mid_reply_leaves_every_finished_turn(tiny_model_dir) -
     process.wait(timeout=30)
     assert path is not None
     conversation = read_transcript(path)
-    assert conversation.messages()[0] == {"role": "user", "content": "first"}
+    first = conversation.exchanges()[0]
+    assert first.prompt == "first" and not first.answered  # shown as stopped on resume
+    assert conversation.messages() == []  # and not sent to the model again
     assert conversation.header["source"] == "say"
-
-
-@pytest.fixture
-def endless_model_dir(tiny_model_dir, tmp_path) -> Path:
-    """The tiny model without an end-of-sequence token, so only Ctrl+C can stop its reply
-    (a random model otherwise samples the end token sooner or later)."""
-    folder = tmp_path / "endless"
-    shutil.copytree(tiny_model_dir, folder)
-    config_file = folder / "generation_config.json"
-    config = json.loads(config_file.read_text())
-    config["eos_token_id"] = None
-    config_file.write_text(json.dumps(config))
-    return folder
 
 
 def test_ctrl_c_mid_reply_records_the_stopped_reply(endless_model_dir) -> None:
@@ -297,11 +285,8 @@ def test_cli_list_show_export_import_delete(capsys, tmp_path) -> None:
     writer.close()
     assert main(["transcripts", "list"]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert listing[0].split() == ["ID", "DATE", "MODEL", "TURNS", "FIRST", "WORDS", "FINAL", "MOOD"]
-    assert listing[1].split()[:2] == [
-        "20260102-090000-beef",
-        writer.conversation.header["created"][:10],
-    ]
+    assert listing[0].split() == ["ID", "CHANGED", "MODEL", "TURNS", "TITLE", "FINAL", "MOOD"]
+    assert listing[1].split()[:2] == ["20260102-090000-beef", time.strftime("%Y-%m-%d")]
     assert "question 0" in listing[1] and "joy 0.20" in listing[1]
 
     assert main(["transcripts", "show", "20260102"]) == 0
@@ -339,3 +324,47 @@ def test_say_saves_a_transcript_unless_told_not_to(tiny_model_dir, tmp_path) -> 
     conversation = read_transcript(target)
     assert conversation.header["emotion"][3] == 1.0
     assert [event["type"] for event in conversation.events] == ["user", "assistant"]
+
+
+def test_cli_search_finds_words_in_any_message_with_where(capsys) -> None:
+    whales = write_conversation(turns=1, id="20260103-090000-aaaa")
+    whales.write({"type": "user", "text": "Where do Whales sleep at night?"})
+    whales.close()
+    write_conversation(turns=1, id="20260103-090000-bbbb").close()
+    assert main(["transcripts", "search", "whales SLEEP"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("20260103-090000-aaaa")
+    assert lines[2].strip() == "… Where do Whales sleep at night?"
+    assert len(lines) == 3
+    assert main(["transcripts", "search", "no such words"]) == 0
+    assert capsys.readouterr().out.strip() == "No conversation mentions 'no such words'."
+
+
+def test_a_chat_reopens_with_its_own_sampling_and_system_prompt() -> None:
+    from emochat.chat import saved_sampling
+    from emochat.engine.generation import SamplingSettings
+
+    writer = write_conversation(
+        turns=1,
+        sampling={"temperature": 0.2, "max_new_tokens": 99, "unknown": 1},
+        system_prompt="Be brief.",
+    )
+    writer.close()
+    conversation = read_transcript(writer.path)
+    restored = saved_sampling(conversation, SamplingSettings())
+    assert (restored.temperature, restored.max_new_tokens) == (0.2, 99)
+    broken = read_transcript(writer.path)
+    broken.header["sampling"] = {"temperature": -5}
+    assert saved_sampling(broken, SamplingSettings()) == SamplingSettings()
+
+
+def test_conversations_started_in_the_same_second_get_their_own_files(monkeypatch) -> None:
+    drawn = iter(["20261130-090000-beef", "20261130-090000-beef", "20261130-090000-cafe"])
+    monkeypatch.setattr("emochat.transcripts.new_id", lambda: "20261130-090000-beef")
+    first = TranscriptWriter.create({"model": "a"})
+    monkeypatch.setattr("emochat.transcripts.new_id", lambda: next(drawn))
+    second = TranscriptWriter.create({"model": "b"})
+    assert first.path != second.path and second.path.stem.endswith("-cafe")
+    assert read_transcript(second.path).header["id"] == second.path.stem
+    first.close()
+    second.close()
