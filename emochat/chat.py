@@ -6,14 +6,20 @@ import argparse
 import json
 import os
 from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emochat import paths
+from emochat.chats import Chats
 from emochat.config import load_config, remember
 from emochat.errors import EmochatError
 from emochat.session import ChatSession, conversation_header, start_transcript
 from emochat.state import EmotionState
-from emochat.transcripts import Conversation, TranscriptWriter, find_transcript, read_transcript
+from emochat.transcripts import Conversation, find_transcript, read_transcript
+
+if TYPE_CHECKING:
+    from emochat.engine.generation import SamplingSettings
 
 LAST_STATE_FILE = "last_state.json"
 
@@ -41,26 +47,41 @@ def save_last_state(state: EmotionState) -> None:
         pass  # losing the carried-over mood is not worth interrupting a chat for
 
 
-def starting_state(args: argparse.Namespace, resumed: Conversation | None) -> EmotionState:
+def starting_state(
+    args: argparse.Namespace, resumed: Conversation | None, first: bool = True
+) -> EmotionState:
+    """A resumed chat's own mood; a new one starts in the mood the last chat ended in (and in
+    the one ``--emotion`` asks for, for the chat the app opens with)."""
     from emochat.options import emotion_from_args
 
     if resumed is not None:
-        state = ChatSession.restore_state(resumed)
-    else:
-        state = load_last_state() or EmotionState()
-        state.policy = "locked" if state.locked else args.policy
-        if state.locked:
-            state.unlocked_policy = args.policy
-    if args.emotion:
+        return ChatSession.restore_state(resumed)
+    state = load_last_state() or EmotionState()
+    state.policy = "locked" if state.locked else args.policy
+    if state.locked:
+        state.unlocked_policy = args.policy
+    if args.emotion and first:
         state.set(emotion_from_args(args))
     return state
 
 
-def make_connect(args: argparse.Namespace) -> Callable[[Callable[[str], None]], ChatSession]:
-    """The function the app runs in a worker: load everything, return the session."""
+def saved_sampling(conversation: Conversation, default: SamplingSettings) -> SamplingSettings:
+    """The sampling a saved chat was held with (its header), where it is readable."""
+    saved = conversation.header.get("sampling")
+    if not isinstance(saved, dict):
+        return default
+    known = {key: value for key, value in saved.items() if key in asdict(default)}
+    try:
+        return replace(default, **known)
+    except (TypeError, EmochatError):
+        return default
+
+
+def make_connect(args: argparse.Namespace) -> Callable[[Callable[[str], None]], Chats]:
+    """The function the app runs in a worker: load everything, return the chats."""
     resumed = read_transcript(find_transcript(args.resume)) if args.resume else None
 
-    def connect(progress: Callable[[str], None]) -> ChatSession:
+    def connect(progress: Callable[[str], None]) -> Chats:
         from emochat.detect import BackgroundDetector, Detector, load_detector
         from emochat.options import open_engine, sampling_from_args
 
@@ -73,40 +94,44 @@ def make_connect(args: argparse.Namespace) -> Callable[[Callable[[str], None]], 
                 args.detector, lambda: load_detector(args.detector), progress
             )
             engine = open_engine(args, progress)
-        state = starting_state(args, resumed)
-        settings = sampling_from_args(args)
-        transcript = open_transcript(args, engine, state, settings, resumed, progress)
-        return ChatSession(
-            engine,
-            detector,
-            state,
-            transcript,
-            settings,
-            warn=progress,
-            on_state_change=save_last_state,
-        )
+        settings = sampling_from_args(args, engine.info)
+        opened: list[bool] = []
+
+        def make_session(conversation: Conversation | None) -> ChatSession:
+            state = starting_state(args, conversation, first=not opened)
+            opened.append(True)
+            if conversation is None:
+                header = conversation_header(
+                    engine.info,
+                    modulation=engine.modulator.name,
+                    intensity=args.intensity,
+                    detector=args.detector,
+                    state=state,
+                    settings=settings,
+                    source="chat",
+                    system_prompt=args.system,
+                )
+                chat_settings, system_prompt = settings, args.system
+            else:
+                header = conversation.header
+                chat_settings = saved_sampling(conversation, settings)
+                saved_system = header.get("system_prompt")
+                system_prompt = saved_system if isinstance(saved_system, str) else None
+            transcript = start_transcript(header, progress, resume=conversation)
+            return ChatSession(
+                engine,
+                detector,
+                state,
+                transcript,
+                chat_settings,
+                warn=progress,
+                system_prompt=system_prompt,
+                on_state_change=save_last_state,
+            )
+
+        return Chats(make_session, make_session(resumed))
 
     return connect
-
-
-def open_transcript(
-    args: argparse.Namespace,
-    engine: object,
-    state: EmotionState,
-    settings: object,
-    resumed: Conversation | None,
-    warn: Callable[[str], None],
-) -> TranscriptWriter:
-    header = conversation_header(
-        engine.info,  # type: ignore[attr-defined]
-        modulation=engine.modulator.name,
-        intensity=args.intensity,
-        detector=args.detector,
-        state=state,
-        settings=settings,
-        source="chat",
-    )
-    return start_transcript(header, warn, resume=resumed)
 
 
 def run_chat(args: argparse.Namespace) -> int:

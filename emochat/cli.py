@@ -41,6 +41,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _token_limit(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
+
+
 def model_options(backend: bool = False) -> argparse.ArgumentParser:
     """The model flags; ``backend`` adds --backend, for the commands that generate or probe."""
     parent = argparse.ArgumentParser(add_help=False)
@@ -65,7 +69,9 @@ def model_options(backend: bool = False) -> argparse.ArgumentParser:
         help="transformers quantization; auto = 4bit: NF4 (bitsandbytes) on CUDA, int4 "
         "(torchao) on CPU. llama.cpp runs the GGUF's own (default: %(default)s)",
     )
-    group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    group.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)"
+    )
     group.add_argument(
         "--dtype",
         choices=DTYPE_CHOICES,
@@ -89,13 +95,15 @@ def generation_options() -> argparse.ArgumentParser:
         default="auto",
         help="how the emotion reaches the model: activation steering, the checkpoint's own "
         "embedding projection (Emotional-Gemma), a persona system prompt, steering and persona "
-        "both, or off; auto = embed where the checkpoint has one, else steer",
+        "both, or off; auto = embed where the checkpoint has one, else steer "
+        "(default: %(default)s)",
     )
     group.add_argument(
         "--intensity",
         type=float,
         default=1.0,
-        help="steering strength, relative to the model's residual stream (0-3, default 1)",
+        help="steering strength, relative to the model's residual stream, 0-3 "
+        "(default: %(default)s)",
     )
     group.add_argument(
         "--no-build-vectors",
@@ -103,11 +111,25 @@ def generation_options() -> argparse.ArgumentParser:
         action="store_false",
         help="never build steering vectors for a model that has none (use the persona prompt)",
     )
-    group.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7)")
-    group.add_argument("--top-p", type=float, default=0.9)
-    group.add_argument("--top-k", type=int, default=50)
-    group.add_argument("--max-new-tokens", type=_positive_int, default=256)
-    group.add_argument("--repetition-penalty", type=float, default=1.1)
+    group.add_argument(
+        "--system", metavar="TEXT", help="a system prompt, kept with the conversation"
+    )
+    group.add_argument(
+        "--temperature", type=float, default=0.7, help="0 = greedy (default: %(default)s)"
+    )
+    group.add_argument("--top-p", type=float, default=0.9, help="(default: %(default)s)")
+    group.add_argument("--top-k", type=int, default=50, help="(default: %(default)s)")
+    group.add_argument(
+        "--max-new-tokens",
+        type=_token_limit,
+        default="auto",
+        metavar="N|auto",
+        help="the longest reply; auto = a quarter of the model's context, 64-1024 (1024 for "
+        "the default model). A reply cut by it can be continued (default: %(default)s)",
+    )
+    group.add_argument(
+        "--repetition-penalty", type=float, default=1.1, help="(default: %(default)s)"
+    )
     group.add_argument("--seed", type=int, help="make sampling repeatable")
     return parent
 
@@ -117,8 +139,8 @@ def detector_option(parser: argparse.ArgumentParser) -> None:
         "--detector",
         choices=DETECTOR_CHOICES,
         default="minilm",
-        help="how user messages are read: MiniLM + trained head (default), VADER valence only, "
-        "or a probe of the chat model's own hidden states",
+        help="how user messages are read: MiniLM + trained head, VADER valence only, "
+        "or a probe of the chat model's own hidden states (default: %(default)s)",
     )
 
 
@@ -134,12 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = commands.add_parser("chat", parents=shared, help="open the chat app (the default)")
     chat.add_argument("--resume", metavar="last|ID", help="continue a saved conversation")
-    chat.add_argument("--theme", default="emochat-dusk", help="colour theme (Ctrl+T cycles)")
+    chat.add_argument(
+        "--theme", default="emochat-dusk", help="colour theme, Ctrl+T cycles (default: %(default)s)"
+    )
     chat.add_argument(
         "--policy",
         choices=("mirror", "soothe", "locked"),
         default="mirror",
-        help="how the mood follows your messages: mirror them, soothe distress, or stay put",
+        help="how the mood follows your messages: mirror them, soothe distress, or stay put "
+        "(default: %(default)s)",
     )
     detector_option(chat)
     chat.set_defaults(handler=_lazy("emochat.chat:run_chat"))
@@ -172,11 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     detector_option(detect)
     detect.set_defaults(handler=_lazy("emochat.detect_cli:run_detect"))
 
-    transcripts = commands.add_parser("transcripts", help="list, show, export or import chats")
+    transcripts = commands.add_parser(
+        "transcripts", help="list, search, show, export, delete or import chats"
+    )
     actions = transcripts.add_subparsers(
         dest="transcripts_command", metavar="ACTION", required=True
     )
-    actions.add_parser("list", help="every saved conversation, newest first")
+    actions.add_parser("list", help="every saved conversation, most recently changed first")
+    search = actions.add_parser("search", help="conversations that mention TEXT (any case)")
+    search.add_argument("text", help="words to find in a title or any message")
     show = actions.add_parser("show", help="print a conversation")
     show.add_argument("id", help="conversation id, a unique prefix of one, or 'last'")
     export_chat = actions.add_parser("export", help="export a conversation as Markdown or JSON")

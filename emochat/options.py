@@ -13,7 +13,7 @@ from emochat.errors import EmochatError
 if TYPE_CHECKING:
     from emochat.engine.backends import Backend
     from emochat.engine.generation import SamplingSettings
-    from emochat.engine.loading import LoadOptions
+    from emochat.engine.loading import LoadOptions, ModelInfo
 
 
 def warn(message: str) -> None:
@@ -61,14 +61,24 @@ def load_options_from_args(args: argparse.Namespace) -> LoadOptions:
     )
 
 
-def sampling_from_args(args: argparse.Namespace) -> SamplingSettings:
-    from emochat.engine.generation import SamplingSettings
+def sampling_from_args(args: argparse.Namespace, info: ModelInfo) -> SamplingSettings:
+    """The sampling flags, with the reply limit (``auto`` by default) fitted to the model's
+    context."""
+    from emochat.engine.generation import SamplingSettings, default_reply_limit
 
+    limit = args.max_new_tokens
+    if limit == "auto":
+        limit = default_reply_limit(info.context_length)
+    elif limit >= info.context_length:
+        raise EmochatError(
+            f"--max-new-tokens {limit} leaves no room for the prompt in {info.name}'s "
+            f"context of {info.context_length} tokens"
+        )
     return SamplingSettings(
         temperature=args.temperature,
         top_p=args.top_p,
         top_k=args.top_k,
-        max_new_tokens=args.max_new_tokens,
+        max_new_tokens=limit,
         repetition_penalty=args.repetition_penalty,
         seed=args.seed,
     )
@@ -82,6 +92,8 @@ def open_engine(
     from emochat.engine.modulation import build_modulator
 
     backend = open_backend(load_options_from_args(args), progress)
+    if hasattr(args, "max_new_tokens"):
+        sampling_from_args(args, backend.info)  # a limit the context cannot hold fails now
     backend.use(
         build_modulator(args.modulation, backend, args.intensity, args.build_vectors, progress)
     )

@@ -9,12 +9,10 @@ from pathlib import Path
 
 from emochat.emotion import EmotionVector
 from emochat.engine.backends import Backend
-from emochat.engine.generation import Reply, SamplingSettings
 from emochat.errors import EmochatError
 from emochat.options import emotion_from_args, open_engine, sampling_from_args, warn
-from emochat.session import assistant_event, conversation_header, safe_write, start_transcript
+from emochat.session import ChatSession, TurnResult, conversation_header, start_transcript
 from emochat.state import EmotionState
-from emochat.transcripts import TranscriptWriter
 
 
 def read_prompts(args: argparse.Namespace) -> list[str]:
@@ -34,10 +32,10 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
     return [args.prompt]
 
 
-def open_transcript(
-    args: argparse.Namespace, engine: Backend, emotion: EmotionVector, settings: SamplingSettings
-) -> TranscriptWriter:
-    # say has no detector: the vector is what --emotion says, for every prompt.
+def open_session(args: argparse.Namespace, engine: Backend, emotion: EmotionVector) -> ChatSession:
+    """A session without a detector, the mood locked at ``--emotion``, each prompt answered on
+    its own."""
+    settings = sampling_from_args(args, engine.info)
     state = EmotionState(vector=emotion, policy="locked")
     header = conversation_header(
         engine.info,
@@ -47,66 +45,59 @@ def open_transcript(
         state=state,
         settings=settings,
         source="say",
+        system_prompt=args.system,
     )
     path = None if args.transcript == "auto" else Path(args.transcript).expanduser()
-    return start_transcript(header, warn, path=path, save=not args.no_save)
-
-
-def _consume(reply: Reply, echo: bool) -> None:
-    """Stream the reply; on Ctrl+C stop the model, finish the reply, and re-raise."""
-    try:
-        for piece in reply:
-            if echo:
-                sys.stdout.write(piece)
-                sys.stdout.flush()
-    except KeyboardInterrupt:
-        reply.cancel()
-        reply.finish()
-        raise
-    if echo:
-        sys.stdout.write("\n")
+    transcript = start_transcript(header, warn, path=path, save=not args.no_save, deferred=False)
+    return ChatSession(
+        engine, None, state, transcript, settings, warn, system_prompt=args.system, remember=False
+    )
 
 
 def run_say(args: argparse.Namespace) -> int:
     prompts = read_prompts(args)
     emotion = emotion_from_args(args)
-    settings = sampling_from_args(args)
     engine = open_engine(args)
-    transcript = open_transcript(args, engine, emotion, settings)
+    session = open_session(args, engine, emotion)
     echo = sys.stdout.isatty() and not args.json
+
+    def write(piece: str) -> None:
+        if echo:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
     try:
         for prompt in prompts:
-            safe_write(transcript, {"type": "user", "text": prompt}, warn)
-            reply = engine.reply([{"role": "user", "content": prompt}], emotion, settings)
-            try:
-                _consume(reply, echo)
-            finally:  # finished, or stopped by Ctrl+C: the reply is recorded either way
-                safe_write(transcript, assistant_event(reply, emotion), warn)
-            _print_result(args, prompt, reply, emotion, engine, echo)
+            # Ctrl+C stops the model; the session records the stopped reply, then it goes on up
+            result = session.ask(prompt, on_piece=write)
+            if echo:
+                sys.stdout.write("\n")
+            _print_result(args, prompt, result, emotion, session, echo)
     finally:
-        transcript.close()
+        session.close()
     return 0
 
 
 def _print_result(
     args: argparse.Namespace,
     prompt: str,
-    reply: Reply,
+    result: TurnResult,
     emotion: EmotionVector,
-    engine: Backend,
+    session: ChatSession,
     echo: bool,
 ) -> None:
     if args.json:
         record = {
             "prompt": prompt,
-            "reply": reply.text,
+            "reply": result.exchange.reply,
             "emotion": emotion.to_list(),
-            "model": engine.info.name,
-            "backend": engine.info.backend,
-            "quantization": engine.info.quant,
-            "new_tokens": reply.stats.new_tokens,
-            "tokens_per_second": round(reply.stats.tokens_per_second, 2),
+            "model": session.model.name,
+            "backend": session.model.backend,
+            "quantization": session.model.quant,
+            "new_tokens": result.new_tokens,
+            "tokens_per_second": round(result.tokens_per_second, 2),
+            "truncated": result.exchange.truncated,
         }
         print(json.dumps(record, ensure_ascii=False), flush=True)
     elif not echo:
-        print(reply.text, flush=True)
+        print(result.exchange.reply, flush=True)

@@ -1,24 +1,41 @@
-"""One conversation: history, emotion state, detector and transcript around a chat backend.
+"""One conversation: its transcript, emotion state and detector around a chat backend.
 
-This is the narrow interface the app drives (and a fake backend can stand in for the model):
-``submit`` reads the user's message and moves the emotion state, ``reply`` streams the answer,
-``finish`` records it. Nothing here imports Textual.
+The session owns a whole turn: ``ask`` reads the message, moves the mood, streams the reply and
+records it, or, when the model fails, rolls all of that back (the mood returns, the turn is
+withdrawn from the history). ``regenerate``, ``continue_reply`` and ``edit_last`` change the
+last turn the same way. What the model sees comes from the transcript's conversation, so a
+resumed chat and a running one agree, and the app reads everything through read-only
+properties. Nothing here imports Textual; one lock keeps the app's thread and the turn's
+worker thread from changing the state at once.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from emochat.detect import Detector, Reading
 from emochat.emotion import EmotionVector
 from emochat.engine.prompt import ChatMessage
+from emochat.errors import EmochatError
 from emochat.state import EmotionState
-from emochat.transcripts import Conversation, TranscriptWriteError, TranscriptWriter
+from emochat.transcripts import (
+    Conversation,
+    Exchange,
+    TranscriptWriteError,
+    TranscriptWriter,
+)
 
 Warn = Callable[[str], None]
+OnPiece = Callable[[str], None]
+
+
+def _ignore(_piece: str) -> None:
+    pass
 
 
 class ReplyStream(Protocol):
@@ -54,7 +71,10 @@ def conversation_header(
     state: EmotionState,
     settings: Any,
     source: str,
+    system_prompt: str | None = None,
 ) -> dict[str, Any]:
+    """The first line of a transcript: the model and every per-chat setting, restored when the
+    chat is opened again."""
     return {
         "source": source,
         "model": info.name,
@@ -67,20 +87,9 @@ def conversation_header(
         "detector": detector,
         "policy": state.policy,
         "sampling": asdict(settings),
+        "system_prompt": system_prompt,
         "emotion": state.vector.to_list(),
         "state": state.to_dict(),
-    }
-
-
-def assistant_event(reply: ReplyStream, emotion: EmotionVector) -> dict[str, Any]:
-    stats = reply.stats
-    return {
-        "type": "assistant",
-        "text": reply.text,
-        "emotion": emotion.to_list(),
-        "new_tokens": stats.new_tokens,
-        "tokens_per_second": round(stats.tokens_per_second, 2),
-        "cancelled": bool(stats.cancelled),
     }
 
 
@@ -91,26 +100,29 @@ def start_transcript(
     path: Path | None = None,
     resume: Conversation | None = None,
     save: bool = True,
+    deferred: bool = True,
 ) -> TranscriptWriter:
-    """A new transcript (or the resumed one); where the disk refuses, one warning and a
-    transcript kept in memory, so the conversation still happens."""
+    """A new transcript (its file made with the first message when ``deferred``) or the resumed
+    one; where the disk refuses, one warning and a transcript kept in memory, so the
+    conversation still happens."""
     if not save:
         return TranscriptWriter.in_memory(header)
     try:
         if resume is not None:
             return TranscriptWriter.resume(resume)
-        return TranscriptWriter.create(header, path)
+        return TranscriptWriter.create(header, path, deferred=deferred)
     except TranscriptWriteError as error:
         warn(str(error))
         return TranscriptWriter.in_memory(header)
 
 
-def safe_write(transcript: TranscriptWriter, event: dict[str, Any], warn: Warn) -> None:
-    """Record an event; a disk that refuses it is reported once and the chat goes on."""
-    try:
-        transcript.write(event)
-    except TranscriptWriteError as error:
-        warn(str(error))
+@dataclass(frozen=True)
+class TurnResult:
+    """How a turn ended: the exchange as it now stands, and the reply's speed."""
+
+    exchange: Exchange
+    tokens_per_second: float
+    new_tokens: int
 
 
 class ChatSession:
@@ -124,77 +136,283 @@ class ChatSession:
         warn: Warn,
         system_prompt: str | None = None,
         on_state_change: Callable[[EmotionState], None] | None = None,
+        remember: bool = True,
     ) -> None:
-        self.backend = backend
-        self.detector = detector
-        self.state = state
-        self.transcript = transcript
-        self.settings = settings
-        self.warn = warn
-        self.system_prompt = system_prompt
+        self._backend = backend
+        self._detector = detector
+        self._state = state
+        self._transcript = transcript
+        self._settings = settings
+        self._warn = warn
+        self._system_prompt = system_prompt
         self._on_state_change = on_state_change
-        self.history: list[ChatMessage] = transcript.conversation.messages()
-        self.last_reading: Reading | None = None
+        self._remember = remember  # False: every prompt is answered on its own (``say``)
+        self._last_reading: Reading | None = None
+        self._lock = threading.RLock()  # the state and the transcript
+        self._turn = threading.Lock()  # one turn at a time
+        self._reply: ReplyStream | None = None
 
     @classmethod
     def restore_state(cls, conversation: Conversation) -> EmotionState:
         saved = conversation.last_state()
         return EmotionState.from_dict(saved) if saved else EmotionState()
 
-    def submit(self, text: str) -> Reading | None:
-        """Read the user's message, move the state, and record both."""
-        reading = self.detector.read(text) if self.detector else None
-        if reading is not None:
-            self.state.observe(reading)
-        self.last_reading = reading
-        self.history.append({"role": "user", "content": text})
-        event: dict[str, Any] = {"type": "user", "text": text, "state": self.state.to_dict()}
-        if reading is not None:
-            event["reading"] = reading.to_dict()
-        safe_write(self.transcript, event, self.warn)
-        self._state_changed()
-        return reading
+    # ------------------------------------------------------------ read-only
+    @property
+    def model(self) -> Any:
+        """The backend's ``ModelInfo`` (name, backend, quantization, device…)."""
+        return self._backend.info
 
-    def reply(self) -> ReplyStream:
-        messages = list(self.history)
-        if self.system_prompt:
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        return self.backend.reply(messages, self.state.vector, self.settings)
+    @property
+    def detector_name(self) -> str:
+        return self._detector.name if self._detector else "off"
 
-    def finish(self, reply: ReplyStream) -> None:
-        """Record the reply. A finished one joins the history; a cancelled one is withdrawn
-        with its question (the transcript keeps both, marked), so the user can ask again."""
-        if reply.stats.cancelled:
-            if self.history and self.history[-1]["role"] == "user":
-                self.history.pop()
-        elif reply.text:
-            self.history.append({"role": "assistant", "content": reply.text})
-        safe_write(self.transcript, assistant_event(reply, self.state.vector), self.warn)
+    @property
+    def settings(self) -> Any:
+        return self._settings
 
+    @property
+    def system_prompt(self) -> str | None:
+        return self._system_prompt
+
+    @property
+    def emotion(self) -> EmotionVector:
+        return self._state.vector
+
+    @property
+    def policy(self) -> str:
+        return self._state.policy
+
+    @property
+    def locked(self) -> bool:
+        return self._state.locked
+
+    @property
+    def last_reading(self) -> Reading | None:
+        return self._last_reading
+
+    @property
+    def conversation(self) -> Conversation:
+        return self._transcript.conversation
+
+    @property
+    def id(self) -> str:
+        return self.conversation.id
+
+    @property
+    def saving(self) -> bool:
+        return self._transcript.saving
+
+    @property
+    def transcript_path(self) -> Path:
+        return self._transcript.path
+
+    @property
+    def busy(self) -> bool:
+        return self._turn.locked()
+
+    def exchanges(self) -> list[Exchange]:
+        return self.conversation.exchanges()
+
+    def history(self) -> list[ChatMessage]:
+        """What the model reads before the next message."""
+        if not self._remember:
+            return []
+        return cast(list[ChatMessage], self.conversation.messages())
+
+    # ---------------------------------------------------------------- turns
+    def ask(
+        self,
+        text: str,
+        on_piece: OnPiece = _ignore,
+        on_read: Callable[[], None] | None = None,
+    ) -> TurnResult:
+        """One whole turn. The message is recorded before the reply (a crash keeps it); if the
+        model fails, the mood goes back to where it was and the turn is withdrawn."""
+        with self._hold_turn():
+            history = self.history()
+            reading = self._detector.read(text) if self._detector else None
+            with self._lock:
+                before = self._state.to_dict()
+                if reading is not None:
+                    self._state.observe(reading)
+                self._last_reading = reading
+                event: dict[str, Any] = {
+                    "type": "user",
+                    "text": text,
+                    "state": self._state.to_dict(),
+                }
+                if reading is not None:
+                    event["reading"] = reading.to_dict()
+                self._write(event)
+            self._state_changed()
+            if on_read is not None:
+                on_read()
+            try:
+                reply, _ = self._stream([*history, {"role": "user", "content": text}], on_piece)
+            except Exception as error:
+                with self._lock:
+                    self._state = EmotionState.from_dict(before)
+                    self._write({"type": "retract", "what": "turn", "reason": str(error)})
+                self._state_changed()
+                raise
+            return self._record(reply, reply.text)
+
+    def regenerate(self, on_piece: OnPiece = _ignore) -> TurnResult:
+        """A new sample for the last prompt. The earlier reply stays in the transcript; a
+        regeneration that is stopped or fails leaves it in place."""
+        with self._hold_turn():
+            last = self._last_exchange("regenerate")
+            messages = [*self.history_before_last(), {"role": "user", "content": last.prompt}]
+            reply, _ = self._stream(messages, on_piece)
+            if reply.stats.cancelled and last.in_history:
+                return TurnResult(last, 0.0, 0)
+            with self._lock:
+                self._write({"type": "retract", "what": "reply"})
+            return self._record(reply, reply.text)
+
+    def continue_reply(self, on_piece: OnPiece = _ignore) -> TurnResult:
+        """Carry on the last reply where the token limit cut it."""
+        with self._hold_turn():
+            last = self._last_exchange("continue")
+            if not last.truncated:
+                raise EmochatError("the last reply is complete; there is nothing to continue")
+            messages = [
+                *self.history_before_last(),
+                {"role": "user", "content": last.prompt},
+                {"role": "assistant", "content": last.reply},
+            ]
+            reply, raw = self._stream(messages, on_piece)
+            return self._record(reply, raw.rstrip(), continues=True)
+
+    def edit_last(self) -> str:
+        """Withdraw the last turn (the transcript keeps it) and return its prompt to edit."""
+        with self._hold_turn():
+            last = self._last_exchange("edit")
+            with self._lock:
+                self._write({"type": "retract", "what": "turn"})
+            return last.prompt
+
+    def stop(self) -> None:
+        """Stop the reply being written, if any; its turn then ends as stopped."""
+        reply = self._reply
+        if reply is not None:
+            reply.cancel()
+
+    def history_before_last(self) -> list[ChatMessage]:
+        history = self.history()
+        last = self.exchanges()[-1]
+        return history[:-2] if last.in_history else history
+
+    def _last_exchange(self, what: str) -> Exchange:
+        exchanges = self.exchanges()
+        if not exchanges:
+            raise EmochatError(f"there is no turn to {what} yet")
+        return exchanges[-1]
+
+    @contextmanager
+    def _hold_turn(self) -> Iterator[None]:
+        if not self._turn.acquire(blocking=False):
+            raise EmochatError("a reply is still being written")
+        try:
+            yield
+        finally:
+            self._turn.release()
+
+    def _stream(self, messages: list[ChatMessage], on_piece: OnPiece) -> tuple[ReplyStream, str]:
+        """Run the reply, passing each piece on; returns it and its text as written (pieces
+        joined without trimming, so a continuation keeps its leading space). Ctrl+C stops the
+        model and records the stopped reply before it goes on up."""
+        if self._system_prompt:
+            messages = [{"role": "system", "content": self._system_prompt}, *messages]
+        reply = self._backend.reply(messages, self._state.vector, self._settings)
+        self._reply = reply
+        pieces: list[str] = []
+        try:
+            for piece in reply:
+                pieces.append(piece)
+                on_piece(piece)
+        except KeyboardInterrupt:
+            reply.cancel()
+            reply.finish()
+            self._record(reply, reply.text)
+            raise
+        except BaseException:
+            reply.cancel()
+            reply.finish()
+            raise
+        finally:
+            self._reply = None
+        return reply, "".join(pieces)
+
+    def _record(self, reply: ReplyStream, text: str, continues: bool = False) -> TurnResult:
+        stats = reply.stats
+        event: dict[str, Any] = {
+            "type": "assistant",
+            "text": text,
+            "emotion": self._state.vector.to_list(),
+            "new_tokens": stats.new_tokens,
+            "tokens_per_second": round(stats.tokens_per_second, 2),
+            "cancelled": bool(stats.cancelled) and not continues,
+            # a stopped continuation can be continued again
+            "truncated": bool(stats.truncated) or (continues and bool(stats.cancelled)),
+        }
+        if continues:
+            event["continues"] = True
+        with self._lock:
+            self._write(event)
+        return TurnResult(self.exchanges()[-1], stats.tokens_per_second, stats.new_tokens)
+
+    # ----------------------------------------------------------------- mood
     def set_emotion(self, vector: EmotionVector, source: str) -> None:
         """A preset, nudge or manual edit."""
-        self.state.set(vector)
-        event = {
-            "type": "emotion",
-            "source": source,
-            "emotion": vector.to_list(),
-            "state": self.state.to_dict(),
-        }
-        safe_write(self.transcript, event, self.warn)
+        with self._lock:
+            self._state.set(vector)
+            self._write(
+                {
+                    "type": "emotion",
+                    "source": source,
+                    "emotion": vector.to_list(),
+                    "state": self._state.to_dict(),
+                }
+            )
         self._state_changed()
 
     def set_policy(self, policy: str) -> None:
-        self.state.set_locked(False)
-        self.state.policy = policy
-        self.set_emotion(self.state.vector, f"policy {policy}")
+        with self._lock:
+            self._state.set_locked(False)
+            self._state.policy = policy
+            self.set_emotion(self._state.vector, f"policy {policy}")
+
+    def set_locked(self, locked: bool) -> None:
+        with self._lock:
+            self._state.set_locked(locked)
+            self.set_emotion(self._state.vector, "lock" if locked else "unlock")
+
+    def rename(self, title: str) -> None:
+        title = " ".join(title.split())
+        if not title:
+            raise EmochatError("a chat's title cannot be empty")
+        with self._lock:
+            self._write({"type": "title", "title": title})
+
+    def _write(self, event: dict[str, Any]) -> None:
+        """Record an event; a disk that refuses it is reported once and the chat goes on. Mood
+        changes before the first message wait for it, so an unused chat leaves no file."""
+        if event["type"] == "emotion" and not self._transcript.started:
+            self.conversation.header["state"] = self._state.to_dict()
+            self.conversation.header["policy"] = self._state.policy
+            self.conversation.header["emotion"] = self._state.vector.to_list()
+            return
+        try:
+            self._transcript.write(event)
+        except TranscriptWriteError as error:
+            self._warn(str(error))
 
     def _state_changed(self) -> None:
         if self._on_state_change is not None:
-            self._on_state_change(self.state)
-
-    def set_locked(self, locked: bool) -> None:
-        self.state.set_locked(locked)
-        self.set_emotion(self.state.vector, "lock" if locked else "unlock")
+            self._on_state_change(self._state)
 
     def close(self) -> None:
-        self.transcript.close()
+        self.stop()
+        self._transcript.close()

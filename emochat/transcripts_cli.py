@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from emochat.chats import list_chats
 from emochat.emotion import EmotionVector
 from emochat.errors import EmochatError
 from emochat.options import warn
 from emochat.transcripts import (
     Conversation,
-    all_transcripts,
     find_transcript,
     import_document,
     read_transcript,
@@ -45,7 +45,7 @@ def to_markdown(conversation: Conversation) -> str:
         "final_mood": conversation.final_emotion().describe(),
     }
     lines = ["---", *(f"{key}: {_yaml_value(value)}" for key, value in front.items()), "---", ""]
-    lines.append(f"# {conversation.first_words() or 'Conversation'}")
+    lines.append(f"# {conversation.title or 'Conversation'}")
     lines.append("")
     for event in conversation.events:
         kind = event.get("type")
@@ -67,9 +67,16 @@ def to_markdown(conversation: Conversation) -> str:
                 details += f", {speed} tok/s"
             if event.get("cancelled"):
                 details += ", stopped"
+            if event.get("continues"):
+                details += ", continued"
+            if event.get("truncated"):
+                details += ", cut at the length limit"
             lines.append(f"**emochat** · *{_mood(event.get('emotion', [0] * 8))}* · {details}")
             lines.append("")
             lines.append(str(event.get("text", "")))
+        elif kind == "retract":
+            what = "the reply above" if event.get("what") == "reply" else "the turn above"
+            lines.append(f"*{what[0].upper()}{what[1:]} was taken back ({_retract_reason(event)})*")
         elif kind == "emotion":
             source = event.get("source", "change")
             lines.append(f"*Mood set to {_mood(event.get('emotion', [0] * 8))} ({source})*")
@@ -79,32 +86,35 @@ def to_markdown(conversation: Conversation) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def render_list() -> str:
-    rows = []
-    for path in sorted(all_transcripts(), key=lambda p: p.name, reverse=True):
-        try:
-            conversation = read_transcript(path)
-        except EmochatError as error:
-            warn(str(error))
-            continue
-        rows.append(
-            (
-                conversation.id,
-                str(conversation.header.get("created", ""))[:16].replace("T", " "),
-                str(conversation.header.get("model", "")),
-                str(conversation.turns()),
-                conversation.first_words(6),
-                conversation.final_emotion().describe(limit=2),
-            )
-        )
-    if not rows:
-        return "No saved conversations yet."
-    titles = ("ID", "DATE", "MODEL", "TURNS", "FIRST WORDS", "FINAL MOOD")
+def _retract_reason(event: dict[str, Any]) -> str:
+    if event.get("reason"):
+        return f"the reply failed: {event['reason']}"
+    return "regenerated" if event.get("what") == "reply" else "edited"
+
+
+def render_list(query: str = "") -> str:
+    """The saved chats as a table (those mentioning ``query``, with where, when it is given)."""
+    summaries = list_chats(query, warn)
+    if not summaries:
+        return f"No conversation mentions {query!r}." if query else "No saved conversations yet."
+    titles = ("ID", "CHANGED", "MODEL", "TURNS", "TITLE", "FINAL MOOD")
+    rows = [(s.id, s.updated, s.model, str(s.turns), _clip(s.title, 40), s.mood) for s in summaries]
     widths = [max(len(titles[i]), *(len(row[i]) for row in rows)) for i in range(len(titles))]
-    return "\n".join(
+    lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in [titles, *rows]
-    )
+    ]
+    if query:  # each match under its row
+        lines = [lines[0]]
+        for row, summary in zip(rows, summaries, strict=True):
+            cells = zip(row, widths, strict=True)
+            lines.append("  ".join(cell.ljust(width) for cell, width in cells).rstrip())
+            lines.append(f"    … {summary.snippet}")
+    return "\n".join(lines)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _write_output(text: str, out: str | None) -> None:
@@ -120,8 +130,8 @@ def _write_output(text: str, out: str | None) -> None:
 
 def run_transcripts(args: argparse.Namespace) -> int:
     action = args.transcripts_command
-    if action == "list":
-        print(render_list())
+    if action in ("list", "search"):
+        print(render_list(args.text if action == "search" else ""))
         return 0
     if action == "import":
         try:

@@ -28,12 +28,14 @@ class FakeStats:
     new_tokens: int = 0
     tokens_per_second: float = 0.0
     cancelled: bool = False
+    truncated: bool = False
 
 
 @dataclass
 class FakeReply:
     words: list[str]
     delay: float
+    limit: int = 0  # the most words it writes (0: all), like max_new_tokens
     text: str = ""
     stats: FakeStats = field(default_factory=FakeStats)
     _cancel: threading.Event = field(default_factory=threading.Event)
@@ -45,7 +47,8 @@ class FakeReply:
 
     def __iter__(self):
         # Resumable like the engine's reply: a second iteration continues where one stopped.
-        while len(self._pieces) < len(self.words) and not self._cancel.is_set():
+        end = min(len(self.words), self.limit or len(self.words))
+        while len(self._pieces) < end and not self._cancel.is_set():
             time.sleep(self.delay)
             word = self.words[len(self._pieces)]
             piece = word if not self._pieces else " " + word
@@ -53,6 +56,7 @@ class FakeReply:
             self.stats.new_tokens += 1
             yield piece
         self.stats.cancelled = self._cancel.is_set()
+        self.stats.truncated = not self.stats.cancelled and end < len(self.words)
         self.stats.tokens_per_second = 42.0
         self.text = "".join(self._pieces)
 
@@ -63,15 +67,25 @@ class FakeReply:
 
 
 class FakeBackend:
-    def __init__(self, answer: str = "Hello **there**, friend.", delay: float = 0.0) -> None:
+    """Answers every prompt with ``answer``; a history ending with the assistant (a reply to
+    continue) gets the words of ``answer`` after those already written."""
+
+    def __init__(
+        self, answer: str = "Hello **there**, friend.", delay: float = 0.0, limit: int = 0
+    ) -> None:
         self.info = FakeInfo()
         self.answer = answer
         self.delay = delay
+        self.limit = limit
         self.calls: list[tuple[list[dict], EmotionVector]] = []
 
     def reply(self, messages, emotion, settings) -> FakeReply:
         self.calls.append((list(messages), emotion))
-        return FakeReply(self.answer.split(" "), self.delay)
+        words = self.answer.split(" ")
+        if messages and messages[-1]["role"] == "assistant":
+            words = words[len(messages[-1]["content"].split(" ")) :]
+            words[0] = " " + words[0]  # a continuation starts with the space between words
+        return FakeReply(words, self.delay, self.limit)
 
 
 class FakeDetector:

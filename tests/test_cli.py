@@ -68,6 +68,7 @@ def test_say_json_prints_the_public_fields(tiny_model_dir, capsys) -> None:
         "model",
         "backend",
         "quantization",
+        "truncated",
         "new_tokens",
         "tokens_per_second",
     }
@@ -121,3 +122,28 @@ def test_say_with_the_real_default_model_is_coherent_and_repeatable(model_cache,
     words = first.split()
     assert len(words) >= 5
     assert sum(word.isascii() for word in words) / len(words) > 0.9
+
+
+def test_chat_help_shows_the_defaults(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["chat", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in (
+        "stay put (default: mirror)",
+        "(default: minilm)",
+        "0-3 (default: 1.0)",
+        "(default: auto)",
+        "Ctrl+T cycles (default: emochat-dusk)",
+    ):
+        assert default in text, default
+
+
+def test_a_reply_limit_beyond_the_context_is_one_clear_line(tiny_model_dir, capsys) -> None:
+    args = ["say", "hi", "--model", str(tiny_model_dir), "--max-new-tokens", "5000"]
+    assert main(args) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert not any("Measuring" in line for line in error)  # before building vectors
+    assert error[-1] == (
+        "emochat: --max-new-tokens 5000 leaves no room for the prompt in "
+        f"{tiny_model_dir.name}'s context of 256 tokens"
+    )
