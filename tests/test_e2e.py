@@ -45,18 +45,32 @@ def test_chat_with_the_default_model_in_a_terminal(model_cache, tmp_path) -> Non
         "COLUMNS": "140",
         "LINES": "42",
     }
-    command = " ".join(
-        [
-            "env",
-            *(f"{key}={shlex.quote(value)}" for key, value in env.items()),
-            shlex.quote(sys.executable),
-            "-m emochat --max-new-tokens 24 --seed 3",
-        ]
-    )
-    subprocess.run(
-        [tmux, "new-session", "-d", "-s", session, "-x", "140", "-y", "42", command], check=True
-    )
     screen = lambda: _screen(tmux, session)  # noqa: E731
+    transcripts = home / "data" / "transcripts"
+
+    def start(*flags: str) -> None:
+        command = " ".join(
+            [
+                "env",
+                *(f"{key}={shlex.quote(value)}" for key, value in env.items()),
+                shlex.quote(sys.executable),
+                "-m emochat --max-new-tokens 24 --seed 3",
+                *flags,
+            ]
+        )
+        subprocess.run(
+            [tmux, "new-session", "-d", "-s", session, "-x", "140", "-y", "42", command],
+            check=True,
+        )
+
+    def replies() -> list[dict]:
+        files = list(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []
+        if not files:
+            return []
+        lines = [json.loads(line) for line in files[0].read_text().splitlines()]
+        return [event for event in lines if event.get("type") == "assistant"]
+
+    start()
     try:
         _wait_for(lambda: "detector minilm" in screen(), 240, "the model to load", screen)
         time.sleep(1.0)
@@ -64,26 +78,36 @@ def test_chat_with_the_default_model_in_a_terminal(model_cache, tmp_path) -> Non
         for pole in ("sadness", "joy", "fear", "courage", "indifference", "empathy"):
             assert pole in shown, shown
         assert "SmolLM2-135M-Instruct" in shown
-        subprocess.run([tmux, "send-keys", "-t", session, "-l", "I am so happy today!"], check=True)
-        time.sleep(0.5)  # a key arriving in the same read as the text would look like a paste
-        subprocess.run([tmux, "send-keys", "-t", session, "Enter"], check=True)
-        transcripts = home / "data" / "transcripts"
-
-        def replied() -> bool:
-            files = list(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []
-            return bool(files) and '"type": "assistant"' in files[0].read_text()
-
-        _wait_for(replied, 120, "a reply", screen)
+        assert not transcripts.exists() or not list(transcripts.glob("*.jsonl"))
+        # text and Enter in one write, as a paste without bracketed paste arrives
+        subprocess.run(
+            [tmux, "send-keys", "-t", session, "-l", "I am so happy today!\r"], check=True
+        )
+        _wait_for(lambda: len(replies()) == 1, 120, "a reply", screen)
         time.sleep(1.0)
         shown = screen()
         events = [json.loads(line) for line in next(transcripts.glob("*.jsonl")).open()][1:]
         user, assistant = events[0], events[1]
+        assert user["text"] == "I am so happy today!"
         assert user["reading"]["vector"][0] > 0.2  # the detector read joy in the message
         words = assistant["text"].split()
         assert len(words) >= 3
         assert " ".join(words[:2]) in " ".join(shown.split())
-        assert "I am so happy today!" in shown
         assert "tok/s" in shown
+        subprocess.run([tmux, "send-keys", "-t", session, "C-q"], check=True)
+        _wait_for(lambda: session not in _sessions(tmux), 30, "the app to quit", screen)
+
+        start("--resume", "last")
+        _wait_for(lambda: "detector minilm" in screen(), 240, "the resumed chat", screen)
+        time.sleep(1.0)
+        shown = " ".join(screen().split())
+        assert "I am so happy today!" in shown
+        assert " ".join(words[:3]) in shown, shown  # the reply is on screen, not blank
     finally:
         subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
     assert Path(home / "data" / "last_state.json").is_file()
+
+
+def _sessions(tmux: str) -> str:
+    result = subprocess.run([tmux, "list-sessions"], capture_output=True, text=True)
+    return result.stdout
