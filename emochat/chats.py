@@ -38,6 +38,11 @@ class ChatSummary:
     snippet: str = ""  # where a search found its text
 
 
+def clip(text: str, width: int) -> str:
+    """At most ``width`` characters, an ellipsis marking a cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _updated(path: Path) -> str:
     stamp = dt.datetime.fromtimestamp(path.stat().st_mtime)
     return stamp.strftime("%Y-%m-%d %H:%M")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from emochat.chats import list_chats
+from emochat.chats import clip, list_chats
 from emochat.emotion import EmotionVector
 from emochat.errors import EmochatError
 from emochat.options import warn
@@ -98,7 +98,7 @@ def render_list(query: str = "") -> str:
     if not summaries:
         return f"No conversation mentions {query!r}." if query else "No saved conversations yet."
     titles = ("ID", "CHANGED", "MODEL", "TURNS", "TITLE", "FINAL MOOD")
-    rows = [(s.id, s.updated, s.model, str(s.turns), _clip(s.title, 40), s.mood) for s in summaries]
+    rows = [(s.id, s.updated, s.model, str(s.turns), clip(s.title, 40), s.mood) for s in summaries]
     widths = [max(len(titles[i]), *(len(row[i]) for row in rows)) for i in range(len(titles))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -111,10 +111,6 @@ def render_list(query: str = "") -> str:
             lines.append("  ".join(cell.ljust(width) for cell, width in cells).rstrip())
             lines.append(f"    … {summary.snippet}")
     return "\n".join(lines)
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _write_output(text: str, out: str | None) -> None:

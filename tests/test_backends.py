@@ -11,6 +11,7 @@ import pytest
 from emochat.emotion import EmotionVector
 from emochat.engine.generation import SamplingSettings
 from emochat.engine.modulators import NoModulation
+from emochat.engine.prompt import build_prompt_ids
 from emochat.engine.steering import find_vectors
 from tests.conftest import transformers_backend
 
@@ -228,3 +229,37 @@ def test_control_vectors_and_forward_hooks_steer_the_same_way(
     finally:
         hf.use(NoModulation())
         default_llama.use(NoModulation())
+
+
+def test_a_reply_cut_by_the_limit_continues_where_it_stopped(backend) -> None:
+    """Greedy: 8 tokens, then 8 more from where they stopped. The prompt ends inside the reply
+    (no end of turn, no new assistant header); on llama.cpp the result is word for word the
+    16-token reply. On transformers int4 the continuation reuses the cached bfloat16 keys and
+    values, which are not bit-identical to recomputed ones, so a near tie may go the other way
+    a few words on."""
+    short = dataclasses.replace(GREEDY, max_new_tokens=8)
+    fresh(backend)
+    whole = backend.reply(STORY, EmotionVector(), GREEDY)
+    whole.finish()
+    first = backend.reply(STORY, EmotionVector(), short)
+    first.finish()
+    assert first.stats.truncated and whole.stats.truncated
+    history = [*STORY, {"role": "assistant", "content": first.text}]
+    prompt = backend.tokenizer.decode(
+        build_prompt_ids(backend.tokenizer, history, 4096), skip_special_tokens=False
+    )
+    assert prompt.endswith(first.text)
+    rest = "".join(backend.reply(history, EmotionVector(), short))
+    continued = (first.text + rest).split()
+    cut = len(first.text.split())
+    assert continued[: cut + 1] == whole.text.split()[: cut + 1]
+    if backend.kind == "llama.cpp":
+        assert continued == whole.text.split()
+
+
+def test_a_reply_the_model_ends_is_not_marked_cut(backend) -> None:
+    question = [{"role": "user", "content": "Say only the word yes."}]
+    reply = backend.reply(question, EmotionVector(), SamplingSettings(temperature=0))
+    reply.finish()
+    assert reply.stats.new_tokens < SamplingSettings().max_new_tokens
+    assert not reply.stats.truncated

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
-from emochat.chats import Chats, ChatSummary
+from emochat.chats import Chats, ChatSummary, clip
 from emochat.errors import EmochatError
 from emochat.tui.dialogs import ConfirmScreen, TextScreen
 
@@ -66,7 +66,7 @@ class ChatsScreen(ModalScreen[Choice]):
             title = marker + summary.title
             if summary.snippet and summary.snippet != summary.title:
                 title += f"  · {summary.snippet}"
-            table.add_row(title[:80], summary.updated, str(summary.turns), summary.mood)
+            table.add_row(clip(title, 44), summary.updated, str(summary.turns), summary.mood)
         if not summaries:
             table.add_row("(no saved chats)" if not self.query_one(Input).value else "(none match)")
 
