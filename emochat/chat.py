@@ -77,12 +77,21 @@ def saved_sampling(conversation: Conversation, default: SamplingSettings) -> Sam
         return default
 
 
+def saved_intensity(header: dict[str, object], default: float) -> float:
+    """The steering strength a chat was held with, where its header has a valid one."""
+    value = header.get("intensity")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 3:
+        return float(value)
+    return default
+
+
 def make_connect(args: argparse.Namespace) -> Callable[[Callable[[str], None]], Chats]:
     """The function the app runs in a worker: load everything, return the chats."""
     resumed = read_transcript(find_transcript(args.resume)) if args.resume else None
 
     def connect(progress: Callable[[str], None]) -> Chats:
         from emochat.detect import BackgroundDetector, Detector, load_detector
+        from emochat.engine.modulation import set_intensity
         from emochat.options import open_engine, sampling_from_args
 
         detector: Detector
@@ -117,6 +126,7 @@ def make_connect(args: argparse.Namespace) -> Callable[[Callable[[str], None]], 
                 chat_settings = saved_sampling(conversation, settings)
                 saved_system = header.get("system_prompt")
                 system_prompt = saved_system if isinstance(saved_system, str) else None
+            set_intensity(engine.modulator, saved_intensity(header, args.intensity))
             transcript = start_transcript(header, progress, resume=conversation)
             return ChatSession(
                 engine,

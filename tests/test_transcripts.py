@@ -368,3 +368,23 @@ def test_conversations_started_in_the_same_second_get_their_own_files(monkeypatc
     assert read_transcript(second.path).header["id"] == second.path.stem
     first.close()
     second.close()
+
+
+def test_a_chat_reopens_with_its_own_steering_strength() -> None:
+    from emochat.chat import saved_intensity
+    from emochat.engine.modulation import CombinedModulator, set_intensity
+    from emochat.engine.persona import PersonaModulator
+
+    assert saved_intensity({"intensity": 2.5}, 1.0) == 2.5
+    for broken in ({"intensity": 9}, {"intensity": "high"}, {"intensity": True}, {}):
+        assert saved_intensity(broken, 1.0) == 1.0
+
+    class Steering(PersonaModulator):
+        intensity = 1.0
+
+    steering = Steering()
+    both = CombinedModulator([steering, PersonaModulator()])
+    assert set_intensity(both, 2.5) and steering.intensity == 2.5
+    assert not set_intensity(PersonaModulator(), 2.5)  # nothing there steers
+    with pytest.raises(EmochatError, match="between 0 and 3"):
+        set_intensity(both, 4)

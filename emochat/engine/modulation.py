@@ -46,6 +46,22 @@ class CombinedModulator:
             part.detach()
 
 
+def check_intensity(intensity: float) -> None:
+    if not 0 <= intensity <= 3:
+        raise EmochatError("intensity must be between 0 and 3")
+
+
+def set_intensity(modulator: Modulator, intensity: float) -> bool:
+    """Change how strongly ``modulator`` steers (the steering part of ``both`` too), from the
+    next reply on; False where nothing in it steers."""
+    check_intensity(intensity)
+    parts = modulator.parts if isinstance(modulator, CombinedModulator) else [modulator]
+    steering = [part for part in parts if hasattr(part, "intensity")]
+    for part in steering:
+        part.intensity = intensity  # type: ignore[attr-defined]
+    return bool(steering)
+
+
 def build_modulator(
     mode: str,
     backend: Backend,
@@ -57,8 +73,7 @@ def build_modulator(
     off) falls back to the persona prompt, and says so through ``progress``."""
     if mode not in MODULATION_CHOICES:
         raise EmochatError(f"modulation must be one of {', '.join(MODULATION_CHOICES)}")
-    if not 0 <= intensity <= 3:
-        raise EmochatError("intensity must be between 0 and 3")
+    check_intensity(intensity)
     folder = backend.projection_dir
     if mode == "auto":
         mode = "embed" if folder else "steer"
