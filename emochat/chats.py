@@ -16,6 +16,7 @@ from emochat.transcripts import (
     Conversation,
     TranscriptWriter,
     all_transcripts,
+    delete_transcript,
     find_transcript,
     read_transcript,
 )
@@ -152,11 +153,8 @@ class Chats:
             rename_chat(key, title)
 
     def delete(self, key: str) -> None:
-        """Delete a saved conversation; the open one is replaced by a new chat first."""
-        path = find_transcript(key)
-        if path == self.current.transcript_path:
+        """Delete a saved conversation (by its id); the open one is replaced by a new chat
+        first, and one that another emochat holds open is refused."""
+        if key == self.current.id and self.current.transcript_path.is_file():
             self.new()
-        try:
-            path.unlink()
-        except OSError as error:
-            raise EmochatError(f"cannot delete {path.stem}: {error.strerror or error}") from error
+        delete_transcript(key)

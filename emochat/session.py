@@ -155,7 +155,10 @@ class ChatSession:
     @classmethod
     def restore_state(cls, conversation: Conversation) -> EmotionState:
         saved = conversation.last_state()
-        return EmotionState.from_dict(saved) if saved else EmotionState()
+        try:
+            return EmotionState.from_dict(saved) if saved else EmotionState()
+        except EmochatError:  # a state of the right shape but out of range
+            return EmotionState()
 
     # ------------------------------------------------------------ read-only
     @property

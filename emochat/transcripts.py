@@ -25,6 +25,7 @@ from typing import IO, Any
 from emochat import paths
 from emochat.emotion import EmotionVector
 from emochat.errors import EmochatError
+from emochat.records import clean_header, is_safe_id, record_problem
 
 FORMAT_VERSION = 1
 SUFFIX = ".jsonl"
@@ -48,8 +49,10 @@ ID_ATTEMPTS = 20
 
 
 def new_id() -> str:
+    """The start time and 32 random bits: a clash needs two chats in one second drawing the same
+    of four billion suffixes (and is then drawn again)."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(2)}"
+    return f"{stamp}-{secrets.token_hex(4)}"
 
 
 class TranscriptWriteError(EmochatError):
@@ -107,7 +110,11 @@ class Conversation:
 
     @property
     def id(self) -> str:
-        return str(self.header.get("id", ""))
+        """A safe id (the readers drop an unsafe one), so it can name files."""
+        value = self.header.get("id")
+        if is_safe_id(value):
+            return str(value)
+        return self.path.stem if self.path and is_safe_id(self.path.stem) else "conversation"
 
     def exchanges(self) -> list[Exchange]:
         exchanges: list[Exchange] = []
@@ -162,28 +169,40 @@ class Conversation:
 
 
 def read_transcript(path: Path, warn: Warn = _ignore) -> Conversation:
-    """Read a transcript, skipping (with a warning naming file and line) any line that is torn
-    or corrupt; only an unreadable file or a missing header is an error."""
+    """Read a transcript, skipping (with a warning naming file and line) any line that is torn,
+    is not JSON, or holds a record of the wrong shape; only an unreadable file or a missing
+    header is an error."""
     try:
-        lines = path.read_text("utf-8", errors="replace").splitlines()
+        data = path.read_bytes()
     except OSError as error:
         raise EmochatError(f"cannot read {path}: {error.strerror or error}") from error
-    records = []
-    for number, line in enumerate(lines, start=1):
+    header: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = []
+    for number, line in enumerate(data.decode("utf-8", errors="replace").split("\n"), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError("not an object")
         except ValueError:
             warn(f"{path}: line {number} is damaged and was skipped")
             continue
-        records.append(record)
-    if not records or records[0].get("type") != "header":
+        if header is None:
+            if not isinstance(record, dict) or record.get("type") != "header":
+                break
+            header = record
+            for name in clean_header(header):
+                warn(f"{path}: line {number}: the header's {name} is malformed and was ignored")
+            continue
+        problem = record_problem(record)
+        if problem is not None:
+            warn(f"{path}: line {number} holds {problem} and was skipped")
+            continue
+        events.append(record)
+    if header is None:
         raise EmochatError(f"{path} is not an emochat transcript (no header line)")
-    header = records[0]
-    return Conversation(header=header, events=records[1:], path=path)
+    if "id" not in header and is_safe_id(path.stem):
+        header["id"] = path.stem
+    return Conversation(header=header, events=events, path=path)
 
 
 class TranscriptWriter:
@@ -223,6 +242,8 @@ class TranscriptWriter:
         header = {"type": "header", "format": FORMAT_VERSION, "created": now(), **header}
         chosen = path is not None or "id" in header
         header.setdefault("id", path.stem if path else new_id())
+        if not is_safe_id(header["id"]):
+            raise EmochatError(f"{header['id']!r} cannot be a conversation id")
         target = path or transcripts_dir() / f"{header['id']}{SUFFIX}"
         writer = cls(target, None, Conversation(header=header, path=target), pending=True)
         writer._new_id_if_taken = not chosen
@@ -261,22 +282,25 @@ class TranscriptWriter:
             raise EmochatError(f"no free conversation id in {self.path.parent}")
         self._append(self.conversation.header)
 
-    def write(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Append one event (timestamped now unless it carries its own time)."""
+    def write(self, event: dict[str, Any], sync: bool = True) -> dict[str, Any]:
+        """Append one event (timestamped now unless it carries its own time). ``sync=False``
+        leaves it to the next synced write (or ``close``) to reach the disk: an import writes
+        thousands of events and needs one fsync, not one each."""
         record = {"time": now(), **event}
         self.conversation.events.append(record)
         if self._pending:
             self._open()
-        self._append(record)
+        self._append(record, sync)
         return record
 
-    def _append(self, record: dict[str, Any]) -> None:
+    def _append(self, record: dict[str, Any], sync: bool = True) -> None:
         if self._handle is None:
             return
         try:
             self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            if sync:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
         except OSError as error:
             self.close()
             raise TranscriptWriteError(
@@ -288,6 +312,8 @@ class TranscriptWriter:
         self._pending = False
         if self._handle is not None:
             with contextlib.suppress(OSError):
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
                 self._handle.close()
             self._handle = None
 
@@ -306,7 +332,7 @@ def _lock(handle: IO[str], path: Path) -> None:
 
 def _open_exclusive(path: Path) -> IO[str]:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        paths.private_dir(path.parent)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
     except FileExistsError:
         raise  # the caller decides: another id, or a clear error
@@ -329,7 +355,22 @@ def _open_for_append(path: Path) -> IO[str]:
             "the conversation goes on without saving"
         ) from error
     _lock(handle, path)
+    _end_torn_line(handle, path)
     return handle
+
+
+def _end_torn_line(handle: IO[str], path: Path) -> None:
+    """After a crash mid-write the file may end inside a line: end it, so the next record
+    starts on a line of its own instead of joining the torn one (and being lost with it)."""
+    with path.open("rb") as reader:
+        reader.seek(0, os.SEEK_END)
+        if reader.tell() == 0:
+            return
+        reader.seek(-1, os.SEEK_END)
+        torn = reader.read(1) != b"\n"
+    if torn:
+        handle.write("\n")
+        handle.flush()
 
 
 def all_transcripts() -> list[Path]:
@@ -360,23 +401,55 @@ def find_transcript(key: str) -> Path:
     raise EmochatError(f"no conversation {key!r}{hint}")
 
 
-def import_document(document: dict[str, Any]) -> Path:
-    """Write an exported JSON document back as a transcript (under a new id if its id is
-    taken); returns the new file."""
+def import_document(document: Any, warn: Warn = _ignore) -> Path:
+    """Write an exported JSON document back as a transcript; returns the new file. An id that is
+    unsafe as a file name, or already taken, is replaced by a new one; events of the wrong shape
+    are skipped with a warning. One fsync for the whole file."""
     if not isinstance(document, dict) or not isinstance(document.get("header"), dict):
         raise EmochatError("not an emochat JSON export (no header)")
     events = document.get("events", [])
-    if not isinstance(events, list) or not all(isinstance(event, dict) for event in events):
-        raise EmochatError("not an emochat JSON export (events must be a list of objects)")
+    if not isinstance(events, list):
+        raise EmochatError("not an emochat JSON export (events must be a list)")
     header = dict(document["header"])
     header.pop("type", None)
     header.pop("format", None)
-    if not header.get("id") or (transcripts_dir() / f"{header['id']}{SUFFIX}").exists():
-        header["id"] = new_id()
+    for name in clean_header(header):
+        warn(f"the header's {name} is malformed and was ignored")
+    if "id" in header and (transcripts_dir() / f"{header['id']}{SUFFIX}").exists():
+        del header["id"]
     writer = TranscriptWriter.create({**header, "created": header.get("created") or now()})
     try:
-        for event in events:
-            writer.write(event)
+        for index, event in enumerate(events):
+            problem = record_problem(event)
+            if problem is not None:
+                warn(f"event {index} holds {problem} and was skipped")
+                continue
+            writer.write(event, sync=False)
     finally:
         writer.close()
     return writer.path
+
+
+def delete_transcript(key: str) -> Path:
+    """Delete a saved conversation named by its exact id: only a transcript in the data folder,
+    and not one that a running session holds open."""
+    if not is_safe_id(key):
+        raise EmochatError(f"{key!r} is not a conversation id (see `emochat transcripts list`)")
+    path = transcripts_dir() / f"{key}{SUFFIX}"
+    if not path.is_file() or path.is_symlink():
+        close = difflib.get_close_matches(key, [p.stem for p in all_transcripts()], n=5)
+        prefixed = [p.stem for p in all_transcripts() if p.stem.startswith(key)]
+        hint = f"; did you mean: {', '.join((prefixed or close)[:5])}" if prefixed or close else ""
+        raise EmochatError(f"no conversation {key!r} to delete (give its whole id){hint}")
+    try:
+        handle = path.open("a", encoding="utf-8")
+    except OSError as error:
+        raise EmochatError(f"cannot delete {key}: {error.strerror or error}") from error
+    try:
+        _lock(handle, path)  # raises, closing it, when a session writes to it
+        path.unlink()
+    except OSError as error:
+        raise EmochatError(f"cannot delete {key}: {error.strerror or error}") from error
+    finally:
+        handle.close()
+    return path
