@@ -13,16 +13,15 @@ from emochat.errors import EmochatError
 from emochat.options import emotion_from_args, open_engine, sampling_from_args, warn
 from emochat.session import ChatSession, TurnResult, conversation_header, start_transcript
 from emochat.state import EmotionState
+from emochat.terminal import inert
+from emochat.textfiles import read_stdin, read_text
 
 
 def read_prompts(args: argparse.Namespace) -> list[str]:
     if args.file and args.prompt:
         raise EmochatError("give either a PROMPT or --file, not both")
     if args.file:
-        try:
-            text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
-        except OSError as error:
-            raise EmochatError(f"cannot read {args.file}: {error.strerror or error}") from error
+        text = read_stdin() if args.file == "-" else read_text(args.file)
         prompts = [line.strip() for line in text.splitlines() if line.strip()]
         if not prompts:
             raise EmochatError(f"{args.file} holds no prompts")
@@ -57,13 +56,17 @@ def open_session(args: argparse.Namespace, engine: Backend, emotion: EmotionVect
 def run_say(args: argparse.Namespace) -> int:
     prompts = read_prompts(args)
     emotion = emotion_from_args(args)
+    if args.transcript != "auto" and not args.no_save:
+        target = Path(args.transcript).expanduser()
+        if target.exists():  # said now, not after the model has loaded
+            raise EmochatError(f"a transcript already exists at {target}")
     engine = open_engine(args)
     session = open_session(args, engine, emotion)
     echo = sys.stdout.isatty() and not args.json
 
     def write(piece: str) -> None:
         if echo:
-            sys.stdout.write(piece)
+            sys.stdout.write(inert(piece))
             sys.stdout.flush()
 
     try:
@@ -100,4 +103,4 @@ def _print_result(
         }
         print(json.dumps(record, ensure_ascii=False), flush=True)
     elif not echo:
-        print(result.exchange.reply, flush=True)
+        print(inert(result.exchange.reply), flush=True)

@@ -12,8 +12,11 @@ from emochat.chats import clip, list_chats
 from emochat.emotion import EmotionVector
 from emochat.errors import EmochatError
 from emochat.options import warn
+from emochat.terminal import inert
+from emochat.textfiles import read_text
 from emochat.transcripts import (
     Conversation,
+    delete_transcript,
     find_transcript,
     import_document,
     read_transcript,
@@ -83,7 +86,7 @@ def to_markdown(conversation: Conversation) -> str:
         else:
             continue
         lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    return inert("\n".join(lines).rstrip() + "\n")
 
 
 def _retract_reason(event: dict[str, Any]) -> str:
@@ -110,7 +113,7 @@ def render_list(query: str = "") -> str:
             cells = zip(row, widths, strict=True)
             lines.append("  ".join(cell.ljust(width) for cell, width in cells).rstrip())
             lines.append(f"    … {summary.snippet}")
-    return "\n".join(lines)
+    return inert("\n".join(lines))
 
 
 def _write_output(text: str, out: str | None) -> None:
@@ -131,19 +134,16 @@ def run_transcripts(args: argparse.Namespace) -> int:
         return 0
     if action == "import":
         try:
-            document = json.loads(Path(args.file).expanduser().read_text("utf-8"))
-        except OSError as error:
-            raise EmochatError(f"cannot read {args.file}: {error.strerror or error}") from error
+            document = json.loads(read_text(args.file))
         except ValueError as error:
             raise EmochatError(f"{args.file} is not valid JSON: {error}") from error
-        path = import_document(document)
+        path = import_document(document, warn)
         print(f"Imported as {path.stem}")
         return 0
-    path = find_transcript(args.id)
     if action == "delete":
-        path.unlink()
-        print(f"Deleted {path.stem}")
+        print(f"Deleted {delete_transcript(args.id).stem}")
         return 0
+    path = find_transcript(args.id)
     conversation = read_transcript(path, warn)
     if action == "show":
         _write_output(to_markdown(conversation), None)

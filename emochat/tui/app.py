@@ -26,7 +26,9 @@ from emochat.chats import Chats
 from emochat.clipboard import copy_with_system_tool
 from emochat.emotion import AXES, EmotionVector, preset
 from emochat.errors import EmochatError
+from emochat.paths import write_private
 from emochat.session import ChatSession, OnPiece, TurnResult
+from emochat.terminal import inert
 from emochat.transcripts import Exchange
 from emochat.transcripts_cli import to_markdown
 from emochat.tui.chats_screen import ChatsScreen, Choice
@@ -209,7 +211,7 @@ class EmochatApp(App[None]):
         if not exchanges:
             chat.mount(Static(HINT, id="hint"))
         chat.scroll_end(animate=False)
-        self.sub_title = session.conversation.title or "new chat"
+        self.sub_title = inert(session.conversation.title) or "new chat"
         self._speed = ""
         self.refresh_sidebar()
         self.refresh_status()
@@ -330,7 +332,7 @@ class EmochatApp(App[None]):
             try:
                 if stream is None:
                     stream = self.call_from_thread(Markdown.get_stream, view.reply_view)
-                self.call_from_thread(stream.write, piece)
+                self.call_from_thread(stream.write, inert(piece))
             except RuntimeError:  # the app has closed; the session records the stopped reply
                 pass
 
@@ -358,7 +360,7 @@ class EmochatApp(App[None]):
         if result.exchange.cancelled and prompt is not None and not prompt_input.text:
             # Like the turn never happened for the model: the prompt comes back to edit.
             prompt_input.restore(prompt)
-        self.sub_title = self.session.conversation.title if self.session else ""
+        self.sub_title = inert(self.session.conversation.title) if self.session else ""
         self.refresh_status()
         self.refresh_sidebar()
 
@@ -402,7 +404,7 @@ class EmochatApp(App[None]):
         session, view = self._idle_session(), self._last_view()
         if session is None or view is None:
             return
-        await view.reply_view.update(view.exchange.reply)
+        await view.reply_view.update(inert(view.exchange.reply))
         self._start(session.continue_reply, view, None)
 
     async def action_edit_last(self) -> None:
@@ -482,8 +484,7 @@ class EmochatApp(App[None]):
             return None
         target = folder / name
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            write_private(target, text)
         except OSError as error:
             self.notify(f"Cannot write {target}: {error.strerror}", severity="error")
             return None
@@ -545,7 +546,7 @@ class EmochatApp(App[None]):
             return
         if self._shown is not self.chats.current:
             self.show_session()
-        self.sub_title = self.chats.current.conversation.title or "new chat"
+        self.sub_title = inert(self.chats.current.conversation.title) or "new chat"
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

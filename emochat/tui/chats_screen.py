@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Input, Static
 
 from emochat.chats import Chats, ChatSummary, clip
 from emochat.errors import EmochatError
+from emochat.terminal import inert
 from emochat.tui.dialogs import ConfirmScreen, TextScreen
 
 # What the screen asks the app to do when it closes: ("open", id), ("new", "") or None.
@@ -66,7 +67,7 @@ class ChatsScreen(ModalScreen[Choice]):
             title = marker + summary.title
             if summary.snippet and summary.snippet != summary.title:
                 title += f"  · {summary.snippet}"
-            table.add_row(clip(title, 44), summary.updated, str(summary.turns), summary.mood)
+            table.add_row(inert(clip(title, 44)), summary.updated, str(summary.turns), summary.mood)
         if not summaries:
             table.add_row("(no saved chats)" if not self.query_one(Input).value else "(none match)")
 
@@ -95,7 +96,7 @@ class ChatsScreen(ModalScreen[Choice]):
             if title:
                 self._attempt(lambda: self.chats.rename(summary.id, title))
 
-        self.app.push_screen(TextScreen("New title", summary.title), rename)
+        self.app.push_screen(TextScreen("New title", inert(summary.title)), rename)
 
     def action_delete(self) -> None:
         summary = self._selected()
@@ -106,7 +107,8 @@ class ChatsScreen(ModalScreen[Choice]):
             if sure:
                 self._attempt(lambda: self.chats.delete(summary.id))
 
-        question = f"Delete “{summary.title}” ({summary.turns} turns)? This cannot be undone."
+        title = inert(summary.title)
+        question = f"Delete “{title}” ({summary.turns} turns)? This cannot be undone."
         self.app.push_screen(ConfirmScreen(question, yes="Delete"), delete)
 
     def _attempt(self, change) -> None:  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from textual.reactive import reactive
 from textual.widgets import Markdown, Static, TextArea
 
 from emochat.emotion import AXES, EmotionVector
+from emochat.terminal import inert
 from emochat.transcripts import Exchange
 
 
@@ -120,16 +121,17 @@ class EmotionSidebar(Vertical, can_focus=True):
 
 class UserMessage(Static):
     def __init__(self, text: str) -> None:
-        super().__init__(Text(text), classes="user-message")
+        super().__init__(Text(inert(text)), classes="user-message")
 
 
 def reply_markdown(exchange: Exchange) -> str:
     """A reply as shown: its text and how it ended, where that was not by itself."""
+    reply = inert(exchange.reply)
     if exchange.cancelled or not exchange.answered:
-        return f"{exchange.reply}\n\n*— stopped*".lstrip()
+        return f"{reply}\n\n*— stopped*".lstrip()
     if exchange.truncated:
-        return f"{exchange.reply}\n\n*— cut at the length limit · Ctrl+G goes on*"
-    return exchange.reply
+        return f"{reply}\n\n*— cut at the length limit · Ctrl+G goes on*"
+    return reply
 
 
 class AssistantMessage(Markdown):
