@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -32,19 +32,14 @@ def load_last_state() -> EmotionState | None:
     """The mood the last chat ended in, so it carries over between sessions."""
     try:
         return EmotionState.from_dict(json.loads(last_state_path().read_text("utf-8")))
-    except (OSError, ValueError, EmochatError):
-        return None
+    except (OSError, ValueError, TypeError, AttributeError, EmochatError):
+        return None  # a damaged file only loses the carried-over mood
 
 
 def save_last_state(state: EmotionState) -> None:
-    path = last_state_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_suffix(".tmp")
-        staging.write_text(json.dumps(state.to_dict()), encoding="utf-8")
-        os.replace(staging, path)
-    except OSError:
-        pass  # losing the carried-over mood is not worth interrupting a chat for
+    # losing the carried-over mood is not worth interrupting a chat for
+    with contextlib.suppress(OSError):
+        paths.write_private(last_state_path(), json.dumps(state.to_dict()))
 
 
 def starting_state(
@@ -103,7 +98,7 @@ def make_connect(args: argparse.Namespace) -> Callable[[Callable[[str], None]], 
                 args.detector, lambda: load_detector(args.detector), progress
             )
             engine = open_engine(args, progress)
-        settings = sampling_from_args(args, engine.info)
+        settings = sampling_from_args(args, engine.info, progress)
         opened: list[bool] = []
 
         def make_session(conversation: Conversation | None) -> ChatSession:
