@@ -250,18 +250,46 @@ def _with_default_command(argv: list[str]) -> list[str]:
     return ["chat", *argv]
 
 
+def _config_value(action: argparse.Action, value: object) -> object:
+    """A config.toml value checked as if it had been typed as the flag."""
+    if action.nargs == 0:  # an on/off flag
+        if not isinstance(value, bool):
+            raise EmochatError("must be true or false")
+        return value
+    if isinstance(value, (bool, list, dict)):
+        raise EmochatError("must be a single number or text")
+    if action.type is None and not isinstance(value, str):
+        raise EmochatError('must be text in quotes, e.g. model = "default"')
+    try:
+        converted = action.type(str(value)) if callable(action.type) else str(value)
+    except (argparse.ArgumentTypeError, ValueError) as error:
+        raise EmochatError(str(error) or f"{value!r} is not valid") from error
+    if action.choices is not None and converted not in action.choices:
+        choices = ", ".join(map(str, action.choices))
+        raise EmochatError(f"{value!r} is not one of {choices}")
+    return converted
+
+
 def apply_config_defaults(parser: argparse.ArgumentParser, defaults: dict[str, object]) -> None:
     """Values from config.toml's [defaults] become the defaults of the commands that take
-    them; flags still win."""
+    them, checked as the flags would be; flags still win."""
     subparsers = next(
         action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
     )
     known: set[str] = set()
     for name in ("chat", "say"):
         command = subparsers.choices[name]
-        dests = {action.dest for action in command._actions}
-        known |= dests
-        command.set_defaults(**{key: value for key, value in defaults.items() if key in dests})
+        actions = {action.dest: action for action in command._actions}
+        known |= set(actions)
+        checked = {}
+        for key, value in defaults.items():
+            if key not in actions:
+                continue
+            try:
+                checked[key] = _config_value(actions[key], value)
+            except EmochatError as error:
+                raise EmochatError(f"config.toml: {key} = {value!r}: {error}") from None
+        command.set_defaults(**checked)
     for key in sorted(set(defaults) - known):
         print(f"emochat: warning: config.toml: unknown setting {key!r}", file=sys.stderr)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from emochat import paths
 from emochat.errors import EmochatError
+from emochat.textfiles import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,16 +37,18 @@ def config_path() -> Path:
 
 def load_config(path: Path | None = None) -> dict[str, Any]:
     location = path or config_path()
-    try:
-        with location.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
+    if not location.exists():
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as error:
+    try:
+        data = tomllib.loads(read_text(location))
+    except tomllib.TOMLDecodeError as error:
         raise EmochatError(f"cannot read the config file {location}: {error}") from error
     for table in ("defaults", "keys"):
         if not isinstance(data.get(table, {}), dict):
             raise EmochatError(f"{location}: [{table}] must be a table")
+    for binding, keys in data.get("keys", {}).items():
+        if not isinstance(keys, str):
+            raise EmochatError(f'{location}: [keys] {binding} must be keys in quotes, e.g. "f9"')
     return data
 
 

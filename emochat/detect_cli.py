@@ -9,6 +9,7 @@ import sys
 from emochat.detect import Detector, Reading, load_detector, read_many
 from emochat.emotion import AXES
 from emochat.errors import EmochatError
+from emochat.textfiles import stdin_lines
 
 BATCH = 64
 
@@ -43,8 +44,8 @@ def run_detect(args: argparse.Namespace) -> int:
         if args.text:
             raise EmochatError("--jsonl reads texts from stdin; give no TEXT")
         batch: list[str] = []
-        for line in sys.stdin:
-            batch.append(line.rstrip("\n"))
+        for line in stdin_lines():
+            batch.append(line)
             if len(batch) == BATCH:
                 _flush(detector, batch)
                 batch = []

@@ -61,19 +61,23 @@ def load_options_from_args(args: argparse.Namespace) -> LoadOptions:
     )
 
 
-def sampling_from_args(args: argparse.Namespace, info: ModelInfo) -> SamplingSettings:
+def sampling_from_args(
+    args: argparse.Namespace, info: ModelInfo, warn: Callable[[str], None] = warn
+) -> SamplingSettings:
     """The sampling flags, with the reply limit (``auto`` by default) fitted to the model's
-    context."""
+    context: a limit that would leave the prompt no room is capped at half the context."""
     from emochat.engine.generation import SamplingSettings, default_reply_limit
 
     limit = args.max_new_tokens
     if limit == "auto":
         limit = default_reply_limit(info.context_length)
-    elif limit >= info.context_length:
-        raise EmochatError(
-            f"--max-new-tokens {limit} leaves no room for the prompt in {info.name}'s "
-            f"context of {info.context_length} tokens"
+    elif limit > info.context_length // 2:
+        capped = max(1, info.context_length // 2)
+        warn(
+            f"--max-new-tokens {limit} would leave the prompt little or no room in "
+            f"{info.name}'s context of {info.context_length} tokens; using {capped}"
         )
+        limit = capped
     return SamplingSettings(
         temperature=args.temperature,
         top_p=args.top_p,
@@ -92,8 +96,6 @@ def open_engine(
     from emochat.engine.modulation import build_modulator
 
     backend = open_backend(load_options_from_args(args), progress)
-    if hasattr(args, "max_new_tokens"):
-        sampling_from_args(args, backend.info)  # a limit the context cannot hold fails now
     backend.use(
         build_modulator(args.modulation, backend, args.intensity, args.build_vectors, progress)
     )

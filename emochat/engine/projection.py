@@ -78,8 +78,9 @@ def load_projection(folder: Path, hidden_size: int) -> Any:
     try:
         # weights_only: a .pth is a pickle, and only tensors may come out of it.
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as error:
+        message = str(error).strip()
+        first_line = message.splitlines()[0] if message else "empty or cut short"
         raise EmochatError(f"cannot read {path}: {first_line}") from error
     if not isinstance(state, dict):
         raise EmochatError(f"{path} is not a state dict")
