@@ -14,9 +14,16 @@ from emochat import paths
 from emochat.chats import Chats
 from emochat.config import load_config, remember
 from emochat.errors import EmochatError
+from emochat.options import warn
 from emochat.session import ChatSession, conversation_header, start_transcript
 from emochat.state import EmotionState
-from emochat.transcripts import Conversation, find_transcript, read_transcript
+from emochat.transcripts import (
+    Conversation,
+    TranscriptWriteError,
+    TranscriptWriter,
+    find_transcript,
+    read_transcript,
+)
 
 if TYPE_CHECKING:
     from emochat.engine.generation import SamplingSettings
@@ -82,7 +89,10 @@ def saved_intensity(header: dict[str, object], default: float) -> float:
 
 def make_connect(args: argparse.Namespace) -> Callable[[Callable[[str], None]], Chats]:
     """The function the app runs in a worker: load everything, return the chats."""
-    resumed = read_transcript(find_transcript(args.resume)) if args.resume else None
+    resumed = read_transcript(find_transcript(args.resume), warn) if args.resume else None
+    if resumed is not None:  # open in another emochat? say so now, not after the model loads
+        with contextlib.suppress(TranscriptWriteError):  # read-only: the chat says so later
+            TranscriptWriter.resume(resumed).close()
 
     def connect(progress: Callable[[str], None]) -> Chats:
         from emochat.detect import BackgroundDetector, Detector, load_detector

@@ -88,6 +88,25 @@ def sampling_from_args(
     )
 
 
+def check_generation_flags(args: argparse.Namespace) -> None:
+    """The sampling and intensity flags, checked before a model loads for them."""
+    from emochat.engine.generation import SamplingSettings
+    from emochat.engine.modulation import check_intensity
+
+    if hasattr(args, "intensity"):
+        check_intensity(args.intensity)
+    if hasattr(args, "temperature"):
+        limit = args.max_new_tokens
+        SamplingSettings(
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            max_new_tokens=1 if limit == "auto" else limit,
+            repetition_penalty=args.repetition_penalty,
+            seed=args.seed,
+        )
+
+
 def open_engine(
     args: argparse.Namespace, progress: Callable[[str], None] = progress_printer
 ) -> Backend:
@@ -95,6 +114,7 @@ def open_engine(
     from emochat.engine.backends import open_backend
     from emochat.engine.modulation import build_modulator
 
+    check_generation_flags(args)
     backend = open_backend(load_options_from_args(args), progress)
     backend.use(
         build_modulator(args.modulation, backend, args.intensity, args.build_vectors, progress)

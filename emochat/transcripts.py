@@ -374,10 +374,11 @@ def _end_torn_line(handle: IO[str], path: Path) -> None:
 
 
 def all_transcripts() -> list[Path]:
+    """The conversations in the data folder (a link there is not one: it could lead anywhere)."""
     folder = transcripts_dir()
     if not folder.is_dir():
         return []
-    return sorted(folder.glob(f"*{SUFFIX}"))
+    return sorted(path for path in folder.glob(f"*{SUFFIX}") if not path.is_symlink())
 
 
 def find_transcript(key: str) -> Path:

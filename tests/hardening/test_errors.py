@@ -191,3 +191,18 @@ def main_outside_check(*args: str):
     finally:
         sys.stdout, sys.stderr = real_out, real_err
     return code, buffer_out.getvalue(), buffer_err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--temperature", "-1"], "emochat: temperature must be >= 0"),
+        (["--top-p", "2"], "emochat: top-p must be in (0, 1]"),
+        (["--intensity", "inf"], "emochat: intensity must be between 0 and 3"),
+    ],
+)
+def test_bad_generation_flags_are_refused_before_the_model_loads(run, flags, expected) -> None:
+    code, _, err = run("say", "hi", *flags)
+    assert code == 2
+    assert one_line(err) == expected
+    assert "Loading" not in err

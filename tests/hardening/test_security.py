@@ -119,3 +119,23 @@ def test_everything_the_user_said_is_private(run, tmp_path) -> None:
         assert _mode(folder) == 0o700, folder
     for path in (writer.path, data_dir() / "last_state.json", export):
         assert _mode(path) == 0o600, path
+
+
+def test_resuming_a_conversation_another_emochat_has_open_is_refused_before_loading(run) -> None:
+    writer = TranscriptWriter.create({"model": "m", "id": "20260101-000000-b051"})
+    writer.write({"type": "user", "text": "mine"})
+    code, _, err = run("chat", "--resume", "20260101-000000-b051")
+    writer.close()
+    assert code == 2
+    assert one_line(err) == "emochat: 20260101-000000-b051 is open in another emochat session"
+
+
+def test_a_link_in_the_transcripts_folder_is_not_a_conversation(run, tmp_path) -> None:
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_text('{"type": "header", "id": "x"}\n')
+    transcripts_dir().mkdir(parents=True)
+    (transcripts_dir() / "20260101-000000-1111.jsonl").symlink_to(elsewhere)
+    code, out, _ = run("transcripts", "list")
+    assert code == 0 and out.strip() == "No saved conversations yet."
+    code, _, err = run("transcripts", "delete", "20260101-000000-1111")
+    assert code == 2 and elsewhere.exists()
