@@ -139,3 +139,4 @@ def test_a_link_in_the_transcripts_folder_is_not_a_conversation(run, tmp_path) -
     assert code == 0 and out.strip() == "No saved conversations yet."
     code, _, err = run("transcripts", "delete", "20260101-000000-1111")
     assert code == 2 and elsewhere.exists()
+    assert "no conversation '20260101-000000-1111' to delete" in one_line(err)
