@@ -139,7 +139,7 @@ def detector_option(parser: argparse.ArgumentParser) -> None:
         "--detector",
         choices=DETECTOR_CHOICES,
         default="minilm",
-        help="how user messages are read: MiniLM + trained head, VADER valence only, "
+        help="how user messages are read: MiniLM fine-tuned on GoEmotions, VADER valence only, "
         "or a probe of the chat model's own hidden states (default: %(default)s)",
     )
 

@@ -47,9 +47,9 @@ def load_detector(name: str, backend: Any = None) -> Detector:
 
         return VaderDetector()
     if name == "minilm":
-        from emochat.detect.embedding import MiniLMDetector
+        from emochat.detect.tuned import TunedDetector
 
-        return MiniLMDetector()
+        return TunedDetector()
     if name == "probe":
         if getattr(backend, "kind", None) != "transformers":
             raise EmochatError(
