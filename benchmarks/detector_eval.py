@@ -1,68 +1,138 @@
-"""Score a detector on the GoEmotions dev split as the shared data README defines it, and time it.
+"""Score detectors on the GoEmotions dev split as the shared data README defines it, side by
+side, and time them.
 
-    python benchmarks/detector_eval.py [--detector minilm] [--data DIR] [--timing 300]
+    python benchmarks/detector_eval.py [--detectors minilm,vader] [--data DIR] [--timing 300]
+                                       [--jsonl 5000]
 
-Prints per-pole AUROC (pole vs neutral-only texts, and pole vs pole where both are labelled),
-their mean, and p50/p95 milliseconds per message (one message at a time, one thread, models
-already loaded).
+Prints per-pole AUROC (pole vs neutral-only texts) and pole-vs-pole AUROC for each detector,
+their means, a reliability table for the first detector's confidence (how often a text read
+with that confidence carries an emotion label), readings of a few plain sentences, latency per
+message (one at a time, one thread, models loaded, messages up to 64 tokens), and the time of
+`emochat detect --jsonl` over N dev lines (start-up included).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+
+PLAIN = [
+    "I just got the job!!!",
+    "My dog died this morning.",
+    "What time does the library open tomorrow?",
+    "The meeting is at three in the conference room.",
+    "Someone is following me home and I am scared.",
+    "Thank you so much, you really helped me.",
+]
+BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.01)
+
+
+def reliability(examples, readings) -> list[tuple[str, int, float, float]]:
+    """Per confidence bin: how many texts, their mean confidence, and the share that carry an
+    emotion label (not neutral-only): a calibrated confidence matches that share."""
+    rows = []
+    for low, high in itertools.pairwise(BINS):
+        members = [
+            (reading.confidence, not example.neutral_only)
+            for example, reading in zip(examples, readings, strict=True)
+            if low <= reading.confidence < high
+        ]
+        if members:
+            confidence = statistics.fmean(c for c, _ in members)
+            share = statistics.fmean(float(e) for _, e in members)
+            rows.append((f"{low:.1f}-{min(high, 1.0):.1f}", len(members), confidence, share))
+    return rows
+
+
+def latency(detector, texts: list[str], count: int) -> tuple[float, float]:
+    timings = []
+    for text in texts[:count]:
+        started = time.perf_counter()
+        detector.read(text)
+        timings.append((time.perf_counter() - started) * 1000)
+    timings.sort()
+    return statistics.median(timings), timings[int(0.95 * (len(timings) - 1))]
+
+
+def jsonl_seconds(texts: list[str], detector: str) -> float:
+    with tempfile.TemporaryFile("w+") as lines:
+        lines.write("\n".join(text.replace("\n", " ") for text in texts) + "\n")
+        lines.seek(0)
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "emochat", "detect", "--jsonl", "--detector", detector],
+            stdin=lines,
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+    return time.perf_counter() - started
 
 
 def main() -> None:
     import torch
 
+    from emochat.cli import quiet_library_logs
     from emochat.detect import load_detector, read_many
     from emochat.detect.goemotions import data_dir, load_split, score_poles
 
+    quiet_library_logs()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--detector", default="minilm")
+    parser.add_argument("--detectors", default="minilm,vader")
     parser.add_argument("--data", help="GoEmotions folder (default ../shared/data/goemotions)")
     parser.add_argument("--timing", type=int, default=300, help="messages to time one by one")
-    parser.add_argument("--model", default="default", help="chat model, for --detector probe")
+    parser.add_argument(
+        "--jsonl", type=int, default=5000, help="lines for detect --jsonl (0: skip)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    loaded = None
-    if args.detector == "probe":
-        from emochat.engine.loading import LoadOptions, load_model
-
-        loaded = load_model(LoadOptions(model=args.model, device="cpu", threads=1))
-    detector = load_detector(args.detector, loaded)
+    names = args.detectors.split(",")
     examples = load_split("dev", data_dir(args.data))
     texts = [example.text for example in examples]
-    started = time.perf_counter()
-    batches = [texts[i : i + 256] for i in range(0, len(texts), 256)]
-    readings = [reading for batch in batches for reading in read_many(detector, batch)]
-    batch_seconds = time.perf_counter() - started
-    scores = score_poles(examples, [reading.vector.to_list() for reading in readings])
+    detectors = {name: load_detector(name) for name in names}
+    readings = {name: read_many(detector, texts) for name, detector in detectors.items()}
+    scores = {
+        name: score_poles(examples, [reading.vector.to_list() for reading in rows])
+        for name, rows in readings.items()
+    }
 
-    print(f"detector={args.detector}  GoEmotions dev: {len(examples)} texts")
-    print(f"{'pole':<28}{'AUROC':>7}")
-    pole_scores = []
-    for name, value in scores.items():
-        print(f"{name:<28}{value:>7.3f}")
-        if " vs " not in name:
-            pole_scores.append(value)
-    print(f"{'mean over poles':<28}{statistics.fmean(pole_scores):>7.3f}")
-    print(f"{'mean incl. pole vs pole':<28}{statistics.fmean(scores.values()):>7.3f}")
+    print(f"GoEmotions dev: {len(examples)} texts")
+    print(f"{'AUROC':<28}" + "".join(f"{name:>10}" for name in names))
+    for pole in scores[names[0]]:
+        print(f"{pole:<28}" + "".join(f"{scores[name][pole]:>10.3f}" for name in names))
+    for label, keep in (("mean over poles", False), ("mean incl. pole vs pole", True)):
+        means = [
+            statistics.fmean(v for p, v in scores[name].items() if keep or " vs " not in p)
+            for name in names
+        ]
+        print(f"{label:<28}" + "".join(f"{mean:>10.3f}" for mean in means))
 
-    timings = []
-    for text in texts[: args.timing]:
-        started = time.perf_counter()
-        detector.read(text)
-        timings.append((time.perf_counter() - started) * 1000)
-    timings.sort()
-    p95 = timings[int(0.95 * (len(timings) - 1))]
-    print(
-        f"latency per message: p50 {statistics.median(timings):.1f} ms, p95 {p95:.1f} ms "
-        f"(one at a time, 1 thread); batched: {1000 * batch_seconds / len(texts):.1f} ms/text"
-    )
+    first = names[0]
+    print(f"\nreliability of {first}'s confidence (share of texts with an emotion label)")
+    print(f"{'confidence':<12}{'texts':>7}{'mean conf.':>12}{'emotional':>11}")
+    for label, count, confidence, share in reliability(examples, readings[first]):
+        print(f"{label:<12}{count:>7}{confidence:>12.2f}{share:>11.2f}")
+
+    print(f"\nplain sentences, read by {first}")
+    for text, reading in zip(PLAIN, read_many(detectors[first], PLAIN), strict=True):
+        print(f"  {text:<50} {reading.vector.describe(limit=2):<32} conf {reading.confidence:.2f}")
+
+    tokenizer = getattr(detectors[first], "_tokenizer", None)
+    short = [t for t in texts if tokenizer is None or len(tokenizer(t)["input_ids"]) <= 64]
+    print()
+    for name, detector in detectors.items():
+        p50, p95 = latency(detector, short, args.timing)
+        print(f"{name}: {p50:.1f} ms p50, {p95:.1f} ms p95 per message (1 thread, one at a time)")
+    if args.jsonl:
+        seconds = jsonl_seconds(texts[: args.jsonl], first)
+        print(
+            f"emochat detect --jsonl over {args.jsonl} lines: {seconds:.1f} s (start-up included)"
+        )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def main() -> None:
     from emochat.cli import quiet_library_logs
 
     quiet_library_logs()
-    from emochat.detect.embedding import MiniLMDetector, SentenceEncoder
+    from emochat.detect import load_detector
+    from emochat.detect.embedding import SentenceEncoder
     from emochat.detect.vader import VaderDetector
     from emochat.emotion import AXES, EmotionVector
     from emochat.engine.backends import BACKEND_CHOICES, open_backend
@@ -67,7 +68,7 @@ def main() -> None:
     engine = open_backend(options, print)
     engine.use(build_modulator(args.modulation, engine, args.intensity))
     settings = SamplingSettings(max_new_tokens=args.tokens, seed=args.seed)
-    vader, detector, encoder = VaderDetector(), MiniLMDetector(), SentenceEncoder()
+    vader, detector, encoder = VaderDetector(), load_detector("minilm"), SentenceEncoder()
     prompts = PROMPTS[: args.prompts]
 
     def answer(prompt: str, emotion: EmotionVector) -> str:

@@ -81,7 +81,90 @@ def test_read_many_matches_read(minilm) -> None:
     batched = minilm.read_many(texts)
     for text, reading in zip(texts, batched, strict=True):
         single = minilm.read(text)
-        assert reading.vector.values == pytest.approx(single.vector.values, abs=1e-4)
+        # bfloat16 rounds a padded batch's sums a little differently from a single message's
+        assert reading.vector.values == pytest.approx(single.vector.values, abs=0.01)
+
+
+PLAIN = [  # (message, the pole it should lean to)
+    ("I just got the job!!!", "joy"),
+    ("We won the match and I passed my exam!", "joy"),
+    ("My dog died this morning.", "sadness"),
+    ("I failed the exam and lost my wallet.", "sadness"),
+    ("Someone is following me home and I am scared.", "fear"),
+    ("My neighbour threatened to kill me last night.", "fear"),
+    ("What time does the library open tomorrow?", "interest"),
+]
+
+
+@pytest.mark.parametrize(("text", "pole"), PLAIN, ids=[text for text, _ in PLAIN])
+def test_plain_messages_read_the_right_way_round(minilm, text: str, pole: str) -> None:
+    index, sign = AXIS[pole]
+    reading = minilm.read(text)
+    assert sign * reading.vector[index] > 0.1, reading.vector.to_dict()
+
+
+# Recorded when the shipped detector was trained, in bfloat16 on this machine's CPU (float32
+# reads within the tolerance too): (text, the eight values, confidence).
+RECORDED = [
+    (
+        "Thank you so much, you really helped me.",
+        (0.96, -0.001, 0.123, 0.02, 0.071, 0.992, 0.011, 0.142),
+        0.993,
+    ),
+    (
+        "I am furious, they cancelled my flight again.",
+        (-0.785, -0.549, -0.295, -0.728, -0.02, -0.001, 0.015, 0.01),
+        0.893,
+    ),
+    (
+        "The train leaves at noon.",
+        (-0.032, -0.049, 0.032, -0.009, -0.017, 0.002, -0.053, 0.004),
+        0.368,
+    ),
+]
+
+
+def test_the_shipped_detector_reproduces_its_recorded_readings(minilm) -> None:
+    """Loaded offline from the package (the LoRA merged into the wheel's encoder): a change in
+    how it loads, merges or pools shows here."""
+    for text, values, confidence in RECORDED:
+        reading = minilm.read(text)
+        assert reading.vector.values == pytest.approx(values, abs=0.03), text
+        assert reading.confidence == pytest.approx(confidence, abs=0.03), text
+
+
+def test_the_fast_detector_reads_like_the_float32_one(minilm) -> None:
+    from emochat.detect.tuned import TunedDetector
+
+    full = TunedDetector(fast=False)
+    texts = [text for _, text in CLEAR_EXAMPLES]
+    for quick, exact in zip(minilm.read_many(texts), full.read_many(texts), strict=True):
+        assert quick.vector.values == pytest.approx(exact.vector.values, abs=0.08)
+
+
+def test_training_a_few_steps_on_a_tiny_slice_lowers_the_loss(tmp_path) -> None:
+    import random
+
+    import torch
+
+    from emochat.detect.goemotions import load_split
+    from emochat.detect.train import Trainer, length_batches, training_rows
+
+    (tmp_path / "labels.txt").write_text("joy\nsadness\nfear\nneutral\n")  # GoEmotions' format
+    rows = [("what a wonderful happy day", 0), ("I am so sad and alone", 1)] * 8
+    rows += [("I am scared of the dark", 2), ("the bus comes at nine", 3)] * 8
+    lines = [f"{text}\t{label}\tc{n}\n" for n, (text, label) in enumerate(rows)]
+    (tmp_path / "train.tsv").write_text("".join(lines))
+    examples = load_split("train", tmp_path)
+    texts, targets = training_rows(examples)
+    texts, targets = texts[: len(examples)], torch.tensor(targets[: len(examples)])
+    trainer = Trainer("cpu", seed=0, lr=5e-3)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    batches = length_batches([len(t) for t in texts], random.Random(0))
+    first = trainer.epoch(texts, targets, batches, loss_fn)
+    for _ in range(3):
+        last = trainer.epoch(texts, targets, batches, loss_fn)
+    assert last < first * 0.7, (first, last)
 
 
 def test_vader_reads_valence_only() -> None:
@@ -153,3 +236,16 @@ def test_detect_cli_errors() -> None:
     assert result.returncode == 2 and "give no TEXT" in result.stderr
     result = _detect("x", "--detector", "nope")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_calibration_recovers_a_known_scaling() -> None:
+    import torch
+
+    from emochat.detect.train import fit_calibration
+
+    torch.manual_seed(0)
+    logits = torch.randn(4000) * 3
+    truth = torch.sigmoid(0.5 * logits - 1.0)  # an over-confident, shifted "neutral" output
+    labels = torch.bernoulli(truth)
+    scale, bias = fit_calibration(logits, labels)
+    assert scale == pytest.approx(0.5, abs=0.08) and bias == pytest.approx(-1.0, abs=0.15)
