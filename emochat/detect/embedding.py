@@ -53,23 +53,34 @@ class SentenceEncoder:
         self._tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self._model = AutoModel.from_pretrained(str(folder)).eval()
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> Any:
+    def encode(self, texts: list[str]) -> Any:
         import torch
 
-        batches = []
-        with torch.inference_mode(), one_torch_thread():
-            for start in range(0, len(texts), batch_size):
-                batch = self._tokenizer(
-                    texts[start : start + batch_size],
-                    padding=True,
-                    truncation=True,
-                    max_length=MAX_TOKENS,
-                    return_tensors="pt",
-                )
-                hidden = self._model(**batch).last_hidden_state
-                pooled = mean_pool(hidden, batch["attention_mask"])
-                batches.append(torch.nn.functional.normalize(pooled, dim=-1))
+        batches = [
+            torch.nn.functional.normalize(pooled, dim=-1)
+            for pooled in pooled_batches(self._tokenizer, self._model, texts, MAX_TOKENS)
+        ]
         return torch.cat(batches) if batches else torch.zeros(0, 384)
+
+
+def pooled_batches(
+    tokenizer: Any, model: Any, texts: list[str], max_tokens: int, batch_size: int = 64
+) -> Iterator[Any]:
+    """Mean-pooled float32 sentence states of ``texts``, a batch at a time, computed without
+    gradients on one thread."""
+    import torch
+
+    with torch.inference_mode(), one_torch_thread():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=max_tokens,
+                return_tensors="pt",
+            )
+            hidden = model(**batch).last_hidden_state
+            yield mean_pool(hidden, batch["attention_mask"]).float()
 
 
 def mean_pool(hidden: Any, mask: Any) -> Any:

@@ -19,9 +19,8 @@ from typing import Any
 from emochat.detect import Reading
 from emochat.detect.embedding import (
     OUTPUTS,
-    mean_pool,
     minilm_path,
-    one_torch_thread,
+    pooled_batches,
     reading_from_probabilities,
 )
 from emochat.errors import EmochatError
@@ -133,32 +132,24 @@ class TunedDetector:
         if fast:
             self._encoder = faster_on_cpu(self._encoder)
 
-    def logits(self, texts: list[str], batch_size: int = 64) -> Any:
+    def logits(self, texts: list[str]) -> Any:
         """The head's raw outputs, the "neutral" one not yet calibrated."""
         import torch
 
-        rows = []
-        with torch.inference_mode(), one_torch_thread():
-            for start in range(0, len(texts), batch_size):
-                batch = self._tokenizer(
-                    texts[start : start + batch_size],
-                    padding=True,
-                    truncation=True,
-                    max_length=MAX_TOKENS,
-                    return_tensors="pt",
-                )
-                hidden = self._encoder(**batch).last_hidden_state
-                pooled = mean_pool(hidden, batch["attention_mask"]).float()
-                rows.append(self._head(pooled))
-        return torch.cat(rows) if rows else torch.zeros(0, len(OUTPUTS))
+        with torch.inference_mode():
+            rows = [
+                self._head(pooled)
+                for pooled in pooled_batches(self._tokenizer, self._encoder, texts, MAX_TOKENS)
+            ]
+            return torch.cat(rows) if rows else torch.zeros(0, len(OUTPUTS))
 
     def probabilities(self, texts: list[str]) -> Any:
         import torch
 
         logits = self.logits(texts)
         scale, bias = self._calibration
-        logits[:, -1] = logits[:, -1] * scale + bias
-        return torch.sigmoid(logits)
+        neutral = logits[:, -1:] * scale + bias
+        return torch.sigmoid(torch.cat([logits[:, :-1], neutral], dim=1))
 
     def read_many(self, texts: list[str]) -> list[Reading]:
         if not texts:
