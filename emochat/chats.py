@@ -19,6 +19,7 @@ from emochat.transcripts import (
     delete_transcript,
     find_transcript,
     read_transcript,
+    title_record,
 )
 
 Warn = Callable[[str], None]
@@ -107,14 +108,12 @@ def list_chats(query: str = "", warn: Warn | None = None) -> list[ChatSummary]:
     return summaries
 
 
-def rename_chat(key: str, title: str) -> None:
+def rename_chat(path: Path, title: str) -> None:
     """Give a saved conversation a title (appended to its transcript, like every change)."""
-    title = " ".join(title.split())
-    if not title:
-        raise EmochatError("a chat's title cannot be empty")
-    writer = TranscriptWriter.resume(read_transcript(find_transcript(key)))
+    record = title_record(title)
+    writer = TranscriptWriter.resume(read_transcript(path))
     try:
-        writer.write({"type": "title", "title": title})
+        writer.write(record)
     finally:
         writer.close()
 
@@ -147,10 +146,11 @@ class Chats:
         return session
 
     def rename(self, key: str, title: str) -> None:
-        if find_transcript(key) == self.current.transcript_path:
+        path = find_transcript(key)
+        if path == self.current.transcript_path:
             self.current.rename(title)
         else:
-            rename_chat(key, title)
+            rename_chat(path, title)
 
     def delete(self, key: str) -> None:
         """Delete a saved conversation (by its id); the open one is replaced by a new chat

@@ -66,7 +66,7 @@ def sampling_from_args(
 ) -> SamplingSettings:
     """The sampling flags, with the reply limit (``auto`` by default) fitted to the model's
     context: a limit that would leave the prompt no room is capped at half the context."""
-    from emochat.engine.generation import SamplingSettings, default_reply_limit
+    from emochat.engine.generation import default_reply_limit
 
     limit = args.max_new_tokens
     if limit == "auto":
@@ -78,6 +78,12 @@ def sampling_from_args(
             f"{info.name}'s context of {info.context_length} tokens; using {capped}"
         )
         limit = capped
+    return _sampling(args, limit)
+
+
+def _sampling(args: argparse.Namespace, limit: int) -> SamplingSettings:
+    from emochat.engine.generation import SamplingSettings
+
     return SamplingSettings(
         temperature=args.temperature,
         top_p=args.top_p,
@@ -90,21 +96,12 @@ def sampling_from_args(
 
 def check_generation_flags(args: argparse.Namespace) -> None:
     """The sampling and intensity flags, checked before a model loads for them."""
-    from emochat.engine.generation import SamplingSettings
     from emochat.engine.modulation import check_intensity
 
     if hasattr(args, "intensity"):
         check_intensity(args.intensity)
-    if hasattr(args, "temperature"):
-        limit = args.max_new_tokens
-        SamplingSettings(
-            temperature=args.temperature,
-            top_p=args.top_p,
-            top_k=args.top_k,
-            max_new_tokens=1 if limit == "auto" else limit,
-            repetition_penalty=args.repetition_penalty,
-            seed=args.seed,
-        )
+    if hasattr(args, "temperature"):  # the limit itself is fitted once the context is known
+        _sampling(args, 1 if args.max_new_tokens == "auto" else args.max_new_tokens)
 
 
 def open_engine(

@@ -28,6 +28,8 @@ from emochat.transcripts import (
     Exchange,
     TranscriptWriteError,
     TranscriptWriter,
+    history_of,
+    title_record,
 )
 
 Warn = Callable[[str], None]
@@ -265,8 +267,8 @@ class ChatSession:
         """A new sample for the last prompt. The earlier reply stays in the transcript; a
         regeneration that is stopped or fails leaves it in place."""
         with self._hold_turn():
-            last = self._last_exchange("regenerate")
-            messages = [*self.history_before_last(), {"role": "user", "content": last.prompt}]
+            earlier, last = self._split_last("regenerate")
+            messages = [*earlier, {"role": "user", "content": last.prompt}]
             reply, _ = self._stream(messages, on_piece)
             if reply.stats.cancelled and last.in_history:
                 return TurnResult(last, 0.0, 0)
@@ -277,11 +279,11 @@ class ChatSession:
     def continue_reply(self, on_piece: OnPiece = _ignore) -> TurnResult:
         """Carry on the last reply where the token limit cut it."""
         with self._hold_turn():
-            last = self._last_exchange("continue")
+            earlier, last = self._split_last("continue")
             if not last.truncated:
                 raise EmochatError("the last reply is complete; there is nothing to continue")
             messages = [
-                *self.history_before_last(),
+                *earlier,
                 {"role": "user", "content": last.prompt},
                 {"role": "assistant", "content": last.reply},
             ]
@@ -291,7 +293,7 @@ class ChatSession:
     def edit_last(self) -> str:
         """Withdraw the last turn (the transcript keeps it) and return its prompt to edit."""
         with self._hold_turn():
-            last = self._last_exchange("edit")
+            _, last = self._split_last("edit")
             with self._lock:
                 self._write({"type": "retract", "what": "turn"})
             return last.prompt
@@ -302,16 +304,13 @@ class ChatSession:
         if reply is not None:
             reply.cancel()
 
-    def history_before_last(self) -> list[ChatMessage]:
-        history = self.history()
-        last = self.exchanges()[-1]
-        return history[:-2] if last.in_history else history
-
-    def _last_exchange(self, what: str) -> Exchange:
+    def _split_last(self, what: str) -> tuple[list[ChatMessage], Exchange]:
+        """The history before the last turn, and that turn (one pass over the transcript)."""
         exchanges = self.exchanges()
         if not exchanges:
             raise EmochatError(f"there is no turn to {what} yet")
-        return exchanges[-1]
+        earlier = history_of(exchanges[:-1]) if self._remember else []
+        return cast(list[ChatMessage], earlier), exchanges[-1]
 
     @contextmanager
     def _hold_turn(self) -> Iterator[None]:
@@ -393,11 +392,9 @@ class ChatSession:
             self.set_emotion(self._state.vector, "lock" if locked else "unlock")
 
     def rename(self, title: str) -> None:
-        title = " ".join(title.split())
-        if not title:
-            raise EmochatError("a chat's title cannot be empty")
+        record = title_record(title)
         with self._lock:
-            self._write({"type": "title", "title": title})
+            self._write(record)
 
     def _write(self, event: dict[str, Any]) -> None:
         """Record an event; a disk that refuses it is reported once and the chat goes on. Mood

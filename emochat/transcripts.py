@@ -100,6 +100,25 @@ def _apply(exchanges: list[Exchange], event: dict[str, Any]) -> None:
             exchanges.pop()
 
 
+def history_of(exchanges: list[Exchange]) -> list[dict[str, str]]:
+    """The chat history as the model should see it: the answered turns, without those whose
+    reply was stopped or never came (the app withdrew those)."""
+    history: list[dict[str, str]] = []
+    for exchange in exchanges:
+        if exchange.in_history:
+            history.append({"role": "user", "content": exchange.prompt})
+            history.append({"role": "assistant", "content": exchange.reply})
+    return history
+
+
+def title_record(title: str) -> dict[str, str]:
+    """The event that gives a conversation ``title`` (whitespace folded; never empty)."""
+    title = " ".join(title.split())
+    if not title:
+        raise EmochatError("a chat's title cannot be empty")
+    return {"type": "title", "title": title}
+
+
 @dataclass
 class Conversation:
     """A transcript as read back: its header and its events, in order."""
@@ -123,14 +142,7 @@ class Conversation:
         return exchanges
 
     def messages(self) -> list[dict[str, str]]:
-        """The chat history as the model should see it: the answered turns, without those whose
-        reply was stopped or never came (the app withdrew those)."""
-        history: list[dict[str, str]] = []
-        for exchange in self.exchanges():
-            if exchange.in_history:
-                history.append({"role": "user", "content": exchange.prompt})
-                history.append({"role": "assistant", "content": exchange.reply})
-        return history
+        return history_of(self.exchanges())
 
     def turns(self) -> int:
         return len(self.exchanges())
@@ -219,11 +231,12 @@ class TranscriptWriter:
         handle: IO[str] | None,
         conversation: Conversation,
         pending: bool = False,
+        new_id_if_taken: bool = False,
     ) -> None:
         self.path = path
         self._handle = handle
         self._pending = pending  # the file is created with the first event
-        self._new_id_if_taken = False  # an id emochat chose may be drawn again
+        self._new_id_if_taken = new_id_if_taken  # an id emochat chose may be drawn again
         self.conversation = conversation
 
     @property
@@ -245,8 +258,8 @@ class TranscriptWriter:
         if not is_safe_id(header["id"]):
             raise EmochatError(f"{header['id']!r} cannot be a conversation id")
         target = path or transcripts_dir() / f"{header['id']}{SUFFIX}"
-        writer = cls(target, None, Conversation(header=header, path=target), pending=True)
-        writer._new_id_if_taken = not chosen
+        conversation = Conversation(header=header, path=target)
+        writer = cls(target, None, conversation, pending=True, new_id_if_taken=not chosen)
         if not deferred:
             writer._open()
         return writer
@@ -438,8 +451,9 @@ def delete_transcript(key: str) -> Path:
         raise EmochatError(f"{key!r} is not a conversation id (see `emochat transcripts list`)")
     path = transcripts_dir() / f"{key}{SUFFIX}"
     if not path.is_file() or path.is_symlink():
-        close = difflib.get_close_matches(key, [p.stem for p in all_transcripts()], n=5)
-        prefixed = [p.stem for p in all_transcripts() if p.stem.startswith(key)]
+        ids = [known.stem for known in all_transcripts()]
+        close = difflib.get_close_matches(key, ids, n=5)
+        prefixed = [stem for stem in ids if stem.startswith(key)]
         hint = f"; did you mean: {', '.join((prefixed or close)[:5])}" if prefixed or close else ""
         raise EmochatError(f"no conversation {key!r} to delete (give its whole id){hint}")
     try:

@@ -103,15 +103,14 @@ def render_list(query: str = "") -> str:
     titles = ("ID", "CHANGED", "MODEL", "TURNS", "TITLE", "FINAL MOOD")
     rows = [(s.id, s.updated, s.model, str(s.turns), clip(s.title, 40), s.mood) for s in summaries]
     widths = [max(len(titles[i]), *(len(row[i]) for row in rows)) for i in range(len(titles))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [titles, *rows]
-    ]
-    if query:  # each match under its row
-        lines = [lines[0]]
-        for row, summary in zip(rows, summaries, strict=True):
-            cells = zip(row, widths, strict=True)
-            lines.append("  ".join(cell.ljust(width) for cell, width in cells).rstrip())
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+
+    lines = [line(titles).rstrip()]
+    for row, summary in zip(rows, summaries, strict=True):
+        lines.append(line(row).rstrip())
+        if query:  # where it matched, under its row
             lines.append(f"    … {summary.snippet}")
     return inert("\n".join(lines))
 

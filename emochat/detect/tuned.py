@@ -76,14 +76,6 @@ def add_calibration(path: Path, scale: float, bias: float, record: dict[str, Any
     save_file(tensors, str(path), metadata=metadata)
 
 
-def read_record(path: Path | None = None) -> dict[str, Any]:
-    """How the shipped detector was trained (the config and the dev scores training saw)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path or tuned_path()), framework="pt") as handle:
-        return dict(json.loads(handle.metadata().get("record", "{}")))
-
-
 def faster_on_cpu(encoder: Any) -> Any:
     """The encoder in bfloat16 where the CPU computes it natively: on this project's 2-core
     machine 5.4 ms p50 and 7.7 ms p95 a message on one thread against float32's 9.7 and 13.2,
