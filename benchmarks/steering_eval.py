@@ -1,36 +1,36 @@
-"""Does the emotion vector change the mood of the replies? One reply at +1 and one at -1 on each
-axis (same seed), for user prompts disjoint from the extraction prompts.
+"""Does the emotion vector change the mood of the replies while they still answer? One reply at
++1 and one at -1 on each axis (same seed), and one unsteered, for held-out prompts
+(benchmarks/data/steering_heldout.json: questions, requests, small talk, bad news, good news and
+factual questions, disjoint from every prompt that builds the steering directions).
 
-    python benchmarks/steering_eval.py [--model default] [--backend auto] [--prompts 10]
-                                       [--tokens 48] [--modulation steer] [--intensity 1]
+    python benchmarks/steering_eval.py [--model default] [--backend auto] [--modulation steer]
+                                       [--intensity 1] [--vectors DIR] [--per-kind 6]
+                                       [--tokens 48] [--seed 7] [--save replies.json]
 
-Per axis: the share of prompts where the +pole reply reads more like that pole than the -pole
-reply. The judge is VADER's compound score for SADNESS↔JOY (not trained by this project) and
-emochat's own MiniLM detector for the other axes (trained by this project, on GoEmotions, not for
-this purpose: read those rows with that in mind). Also distinct-1 (unique words / words, per
-reply, averaged) and how on-topic the replies are (MiniLM cosine between prompt and reply,
-steered against unsteered).
+Two judges read every reply on all eight axes:
+- "detector": emochat's fine-tuned MiniLM detector (trained on GoEmotions; it never saw these
+  prompts and did not choose the directions);
+- "anchor": the plain all-MiniLM-L6-v2 cosine to hand-written sentences for each pole
+  (benchmarks/data/anchor_judge.json) minus that to the other pole's: no training at all.
+
+Per axis: success (share of prompts where the +pole reply reads more like that pole than the
+-pole reply), on-topic (prompt·reply MiniLM cosine, steered ÷ unsteered), distinct-1 (unique
+words / words, per reply), and the share of factual questions whose replies still hold the
+answer. Then the cross-talk matrix per judge: row = the axis steered, column = the axis read,
+value = mean reading of the +pole reply minus the -pole reply; the last column is the largest
+off-diagonal |value| over the diagonal one (target ≤ 0.5).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import statistics
+from pathlib import Path
+from typing import Any
 
-PROMPTS = [
-    "How are you feeling today?",
-    "What do you think about Mondays?",
-    "Tell me about the last book you read.",
-    "My sister is visiting this weekend.",
-    "What should I cook for dinner tonight?",
-    "Explain briefly how to boil an egg.",
-    "I'm thinking about learning the piano.",
-    "Describe the view from your window.",
-    "What is your opinion of social media?",
-    "A new café opened on my street.",
-    "How do you feel about the ocean?",
-    "Tell me about your childhood.",
-]
+DATA = Path(__file__).parent / "data"
 
 
 def distinct_1(text: str) -> float:
@@ -38,7 +38,55 @@ def distinct_1(text: str) -> float:
     return len(set(words)) / len(words) if words else 0.0
 
 
+class AnchorJudge:
+    """Axis reading = cosine to the positive pole's anchor centroid minus the negative's."""
+
+    def __init__(self, encoder: Any) -> None:
+        import torch
+
+        from emochat.emotion import AXES
+
+        poles = json.loads((DATA / "anchor_judge.json").read_text())["poles"]
+        centroids = {}
+        for pole, sentences in poles.items():
+            mean = encoder.encode(sentences).mean(0)
+            centroids[pole] = mean / mean.norm()
+        self._encoder = encoder
+        self._axes = torch.stack([centroids[a.positive] - centroids[a.negative] for a in AXES])
+
+    def read(self, texts: list[str]) -> Any:
+        return (self._encoder.encode(texts) @ self._axes.T).numpy()
+
+
+def load_heldout(per_kind: int) -> tuple[list[str], dict[str, str]]:
+    held = json.loads((DATA / "steering_heldout.json").read_text())
+    prompts = [prompt for kind in held["prompts"].values() for prompt in kind[:per_kind]]
+    return prompts, held["answers"]
+
+
+def answered(reply: str, pattern: str) -> bool:
+    return re.search(rf"\b(?:{pattern})\b", reply, re.IGNORECASE) is not None
+
+
+def print_matrix(name: str, matrix: Any, labels: list[str]) -> float:
+    """Print the cross-talk matrix; return the worst row's off-diagonal / diagonal ratio."""
+    import numpy as np
+
+    print(f"\nCross-talk ({name}): row = axis steered, column = axis read (+pole − −pole)")
+    print(" " * 14 + "".join(f"{label:>8}" for label in labels) + f"{'off/diag':>10}")
+    worst = 0.0
+    for index, row in enumerate(matrix):
+        diagonal = abs(row[index])
+        off = np.abs(np.delete(row, index)).max()
+        ratio = off / max(diagonal, 1e-9)
+        worst = max(worst, ratio)
+        cells = "".join(f"{value:>8.3f}" for value in row)
+        print(f"{labels[index]:<14}{cells}{ratio:>10.2f}")
+    return worst
+
+
 def main() -> None:
+    import numpy as np
     import torch
 
     from emochat.cli import quiet_library_logs
@@ -46,73 +94,126 @@ def main() -> None:
     quiet_library_logs()
     from emochat.detect import load_detector
     from emochat.detect.embedding import SentenceEncoder
-    from emochat.detect.vader import VaderDetector
     from emochat.emotion import AXES, EmotionVector
     from emochat.engine.backends import BACKEND_CHOICES, open_backend
     from emochat.engine.generation import SamplingSettings
     from emochat.engine.loading import LoadOptions
     from emochat.engine.modulation import build_modulator
+    from emochat.engine.modulators import MODULATION_CHOICES
+    from emochat.engine.steering import EmotionDirections
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
-    parser.add_argument("--prompts", type=int, default=10)
-    parser.add_argument("--tokens", type=int, default=48)
-    parser.add_argument("--modulation", default="steer")
+    parser.add_argument("--modulation", choices=MODULATION_CHOICES, default="steer")
     parser.add_argument("--intensity", type=float, default=1.0)
+    parser.add_argument("--vectors", help="steer with the vectors in this folder instead")
+    parser.add_argument("--per-kind", type=int, default=6, help="prompts of each kind (max 6)")
+    parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--save", help="write every prompt and reply to this JSON file")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
 
-    options = LoadOptions(model=args.model, device="cpu", threads=1, backend=args.backend)
+    options = LoadOptions(
+        model=args.model, device="cpu", threads=args.threads, backend=args.backend
+    )
     engine = open_backend(options, print)
-    engine.use(build_modulator(args.modulation, engine, args.intensity))
+    if args.vectors:
+        modulator = engine.steering(EmotionDirections.load(Path(args.vectors)), args.intensity)
+    else:
+        modulator = build_modulator(args.modulation, engine, args.intensity)
+    engine.use(modulator)
     settings = SamplingSettings(max_new_tokens=args.tokens, seed=args.seed)
-    vader, detector, encoder = VaderDetector(), load_detector("minilm"), SentenceEncoder()
-    prompts = PROMPTS[: args.prompts]
+    prompts, answers = load_heldout(args.per_kind)
 
     def answer(prompt: str, emotion: EmotionVector) -> str:
+        engine.use(engine.modulator)  # every reply computed afresh: no cache between prompts
         return engine.reply([{"role": "user", "content": prompt}], emotion, settings).finish()
 
-    def on_topic(pairs: list[tuple[str, str]]) -> float:
-        prompt_vectors = encoder.encode([prompt for prompt, _ in pairs])
-        reply_vectors = encoder.encode([reply for _, reply in pairs])
-        return float((prompt_vectors * reply_vectors).sum(-1).mean())
+    replies = {"neutral": [answer(prompt, EmotionVector()) for prompt in prompts]}
+    for axis in AXES:
+        for pole in (axis.positive, axis.negative):
+            replies[pole] = [answer(prompt, EmotionVector.pole(pole)) for prompt in prompts]
+    if args.save:
+        Path(args.save).write_text(json.dumps({"prompts": prompts, **replies}, indent=1))
 
-    neutral = [(prompt, answer(prompt, EmotionVector())) for prompt in prompts]
+    encoder = SentenceEncoder()
+    detector, anchor = load_detector("minilm"), AnchorJudge(encoder)
+    judges = {
+        "detector": lambda texts: np.array([list(detector.read(t).vector) for t in texts]),
+        "anchor": anchor.read,
+    }
+    prompt_vectors = encoder.encode(prompts)
+
+    def on_topic(texts: list[str]) -> float:
+        return float((prompt_vectors * encoder.encode(texts)).sum(-1).mean())
+
+    factual = [index for index, prompt in enumerate(prompts) if prompt in answers]
+
+    def answer_rate(texts: list[str]) -> float:
+        hits = [answered(texts[index], answers[prompts[index]]) for index in factual]
+        return statistics.fmean(hits) if hits else float("nan")
+
+    baseline = on_topic(replies["neutral"])
     print(
-        f"model={engine.info.name} backend={engine.info.backend} ({engine.info.quant}) "
-        f"modulation={args.modulation} intensity={args.intensity} "
-        f"prompts={len(prompts)} tokens={args.tokens}"
+        f"\nmodel={engine.info.name} backend={engine.info.backend} ({engine.info.quant}) "
+        f"modulation={modulator.name} intensity={args.intensity} "
+        f"vectors={args.vectors or 'shipped'} "
+        f"prompts={len(prompts)} tokens={args.tokens} seed={args.seed}"
     )
-    print(f"{'axis':<24}{'judge':<10}{'+ wins':>8}{'distinct-1':>12}{'on-topic':>10}")
-    wins_by_axis, examples = [], []
+    print(
+        f"{'axis':<24}{'detector':>9}{'anchor':>8}{'on-topic':>10}{'distinct-1':>12}{'answers':>9}"
+    )
+    readings = {
+        name: {pole: judge(texts) for pole, texts in replies.items()}
+        for name, judge in judges.items()
+    }
+    rows = []
     for index, axis in enumerate(AXES):
-        wins, replies = 0, []
-        for prompt in prompts:
-            plus = answer(prompt, EmotionVector.pole(axis.positive))
-            minus = answer(prompt, EmotionVector.pole(axis.negative))
-            replies += [(prompt, plus), (prompt, minus)]
-            if index == 0:
-                scores = [vader.scores(text)["compound"] for text in (plus, minus)]
-            else:
-                scores = [detector.read(text).vector[index] for text in (plus, minus)]
-            wins += scores[0] > scores[1]
-        rate = wins / len(prompts)
-        wins_by_axis.append(rate)
-        judge = "VADER" if index == 0 else "detector"
-        diversity = statistics.fmean(distinct_1(reply) for _, reply in replies)
+        plus, minus = replies[axis.positive], replies[axis.negative]
+        wins = [
+            float(
+                (
+                    readings[name][axis.positive][:, index]
+                    > readings[name][axis.negative][:, index]
+                ).mean()
+            )
+            for name in judges
+        ]
+        ratio = statistics.fmean([on_topic(plus), on_topic(minus)]) / baseline
+        diversity = statistics.fmean(distinct_1(text) for text in plus + minus)
+        rate = statistics.fmean([answer_rate(plus), answer_rate(minus)])
+        rows.append((*wins, ratio, diversity, rate))
         print(
-            f"{axis.label:<24}{judge:<10}{rate:>8.0%}{diversity:>12.2f}{on_topic(replies):>10.2f}"
+            f"{axis.label:<24}{wins[0]:>9.0%}{wins[1]:>8.0%}{ratio:>10.2f}{diversity:>12.2f}{rate:>9.0%}"
         )
-        examples.append((axis, replies[0][0], replies[0][1], replies[1][1]))
-    neutral_diversity = statistics.fmean(distinct_1(reply) for _, reply in neutral)
-    print(f"{'unsteered':<24}{'':<10}{'':>8}{neutral_diversity:>12.2f}{on_topic(neutral):>10.2f}")
-    print(f"mean + wins over axes: {statistics.fmean(wins_by_axis):.0%}")
+    for label, summary in (("mean", np.mean(rows, 0)), ("lowest axis", np.min(rows, 0))):
+        detector_rate, anchor_rate, ratio, diversity, rate = summary
+        print(
+            f"{label:<24}{detector_rate:>9.0%}{anchor_rate:>8.0%}{ratio:>10.2f}"
+            f"{diversity:>12.2f}{rate:>9.0%}"
+        )
+    neutral_diversity = statistics.fmean(distinct_1(text) for text in replies["neutral"])
+    print(
+        f"{'unsteered':<24}{'':>9}{'':>8}{'1.00':>10}{neutral_diversity:>12.2f}"
+        f"{answer_rate(replies['neutral']):>9.0%}   (prompt·reply cosine {baseline:.3f})"
+    )
+    labels = [axis.positive[:7] for axis in AXES]
+    for name in judges:
+        matrix = np.stack(
+            [
+                (readings[name][axis.positive] - readings[name][axis.negative]).mean(0)
+                for axis in AXES
+            ]
+        )
+        worst = print_matrix(name, matrix, labels)
+        print(f"worst off-diagonal / diagonal ({name}): {worst:.2f}")
     print("\nExamples (first prompt, +pole then -pole):")
-    for axis, prompt, plus, minus in examples:
-        print(f"[{axis.positive}] {prompt} -> {plus[:110]!r}")
-        print(f"[{axis.negative}] {prompt} -> {minus[:110]!r}")
+    for axis in AXES:
+        print(f"[{axis.positive}] {prompts[0]} -> {replies[axis.positive][0][:110]!r}")
+        print(f"[{axis.negative}] {prompts[0]} -> {replies[axis.negative][0][:110]!r}")
 
 
 if __name__ == "__main__":

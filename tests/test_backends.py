@@ -49,10 +49,35 @@ def test_reply_streams_pieces_that_add_up_to_the_text(backend) -> None:
     assert reply.stats.first_token_seconds > 0 and reply.stats.tokens_per_second > 0
 
 
-def test_a_factual_question_gets_its_answer(backend) -> None:
+@pytest.mark.parametrize("pole", [None, "joy", "sadness"])
+def test_a_factual_question_gets_its_answer_in_any_mood(backend, pole) -> None:
     question = [{"role": "user", "content": "What is the capital of France?"}]
-    reply = backend.reply(question, EmotionVector(), GREEDY)
-    assert "Paris" in reply.finish()
+    emotion = EmotionVector.pole(pole) if pole else EmotionVector()
+    settings = SamplingSettings(temperature=0, max_new_tokens=40)
+    assert "Paris" in backend.reply(question, emotion, settings).finish()
+
+
+def test_llama_cpp_reads_the_prompt_unsteered(default_llama) -> None:
+    """Like the forward hooks, the control vector acts from the prompt's last position on: the
+    engine's logits differ both from the unsteered ones and from those of a prompt read wholly
+    under the control vector."""
+    from emochat.engine.control_vector import ControlVectorModulator
+
+    backend = default_llama
+    steering = ControlVectorModulator(find_vectors(backend.info))
+    backend.use(steering)
+    try:
+        joyful = backend.next_token_logits(HELLO, EmotionVector.pole("joy"))
+        neutral = backend.next_token_logits(HELLO, EmotionVector())
+        ids = build_prompt_ids(backend.tokenizer, HELLO, backend.info.context_length)
+        steering.set_emotion(EmotionVector.pole("joy"))
+        backend._llama.n_tokens = 0
+        backend._llama.eval(ids)
+        wholly = np.array(backend._llama.scores[len(ids) - 1])
+    finally:
+        backend.use(NoModulation())
+    assert not np.allclose(joyful, neutral, atol=1e-3)
+    assert not np.allclose(joyful, wholly, atol=1e-3)
 
 
 def test_cancel_stops_within_a_token_and_frees_the_backend(backend) -> None:
@@ -154,9 +179,12 @@ def test_the_next_turn_reuses_the_conversation_so_far(backend) -> None:
 
 
 def test_a_reused_cache_gives_the_reply_a_fresh_start_would(backend) -> None:
+    """The first turn is unsteered, so its cached tokens are what a fresh start computes (a
+    steered reply's tokens keep, while cached, the steering they were written under; read again
+    from scratch they are prompt, and unsteered)."""
     joy = EmotionVector.pole("joy")
     fresh(backend)
-    first = backend.reply(HELLO, joy, GREEDY)
+    first = backend.reply(HELLO, EmotionVector(), GREEDY)
     first.finish()
     history = [
         *HELLO,
@@ -213,8 +241,9 @@ def test_control_vectors_and_forward_hooks_steer_the_same_way(
     default_float32, default_llama
 ) -> None:
     """The same offsets, added after the same decoder blocks: llama.cpp's control vector (rows
-    from block 1) and the transformers hooks move the first token's logits alike (measured:
-    cosine 0.996-0.9995), and more alike than with the rows one block off (0.958-0.991)."""
+    from block 1) and the transformers hooks move the first token's logits alike (measured with
+    the reply-only steering: cosine 0.978-0.996), and more alike than with the rows one block
+    off (0.904-0.994)."""
     hf = transformers_backend(default_float32)
     directions = find_vectors(hf.info)
     try:
@@ -222,7 +251,7 @@ def test_control_vectors_and_forward_hooks_steer_the_same_way(
             emotion = EmotionVector.pole(pole)
             hooks = _first_token_shift(hf, directions, emotion)
             aligned = _cosine(hooks, _first_token_shift(default_llama, directions, emotion))
-            assert aligned > 0.98, pole
+            assert aligned > 0.95, pole
             for blocks in (-1, 1):
                 moved = _first_token_shift(default_llama, _moved(directions, blocks), emotion)
                 assert aligned > _cosine(hooks, moved), (pole, blocks)

@@ -6,7 +6,6 @@ import torch
 
 from emochat.emotion import EmotionVector, parse_emotion
 from emochat.engine.control_vector import write_control_vector
-from emochat.engine.generation import SamplingSettings
 from emochat.engine.loading import LoadOptions, load_model
 from emochat.engine.modulation import CombinedModulator, build_modulator
 from emochat.engine.persona import PersonaModulator
@@ -45,7 +44,7 @@ def test_extraction_gives_one_direction_per_axis_and_layer(tiny_loaded, tiny_dir
     assert np.linalg.norm(d.directions, axis=-1).min() > 0
     assert d.metadata["n_layers"] == 4
     assert d.metadata["hidden_size"] == 64
-    assert d.metadata["prompt_set_version"] == 1
+    assert d.metadata["prompt_set_version"] == 2
 
 
 def test_default_band_is_the_middle_third() -> None:
@@ -96,11 +95,13 @@ def test_zero_vector_leaves_logits_bit_identical(tiny_loaded, tiny_directions) -
     assert torch.equal(_logits(tiny_loaded.model), before)
 
 
-def test_hooks_act_only_inside_the_band(tiny_loaded, tiny_directions) -> None:
+def test_hooks_act_inside_the_band_from_the_last_prompt_position_on(
+    tiny_loaded, tiny_directions
+) -> None:
     layers = find_decoder_layers(tiny_loaded.model)
     assert layers is tiny_loaded.model.model.layers
 
-    def block_outputs() -> list[torch.Tensor]:
+    def block_outputs(ids: torch.Tensor, past=None) -> list[torch.Tensor]:
         seen = []
         handles = [
             layer.register_forward_hook(
@@ -108,25 +109,32 @@ def test_hooks_act_only_inside_the_band(tiny_loaded, tiny_directions) -> None:
             )
             for layer in layers
         ]
-        _logits(tiny_loaded.model)
+        with torch.inference_mode():
+            tiny_loaded.model(input_ids=ids, past_key_values=past)
         for handle in handles:
             handle.remove()
         return seen
 
-    plain = block_outputs()
+    prompt, step = torch.tensor([[5, 17, 42, 99, 7]]), torch.tensor([[11]])
+    plain = block_outputs(prompt)
     steering = SteeringModulator(tiny_directions)
     steering.attach(tiny_loaded.model)
     steering.set_emotion(EmotionVector.pole("fear"))
     try:
-        steered = block_outputs()
+        steered = block_outputs(prompt)
+        steered_step = block_outputs(step)
     finally:
         steering.detach()
+    plain_step = block_outputs(step)
     start, _ = tiny_directions.band
     # The observing hooks run after the steering ones, so they see the steered outputs: blocks
-    # before the band are untouched and the first band block carries exactly the offset.
+    # before the band are untouched; in the first band block the prompt's positions are too,
+    # and its last position, like a reply's one-position step, carries exactly the offset.
     assert all(torch.equal(a, b) for a, b in zip(plain[:start], steered[:start], strict=True))
     offset = torch.from_numpy(tiny_directions.offsets(EmotionVector.pole("fear"))[start])
-    assert torch.allclose(steered[start] - plain[start], offset.expand_as(plain[start]), atol=1e-5)
+    assert torch.equal(steered[start][:, :-1], plain[start][:, :-1])
+    assert torch.allclose(steered[start][0, -1] - plain[start][0, -1], offset, atol=1e-5)
+    assert torch.allclose(steered_step[start][0, 0] - plain_step[start][0, 0], offset, atol=1e-5)
 
 
 def test_decoder_layers_are_found_in_peft_and_gpt2_models(tiny_loaded, tmp_path) -> None:
@@ -147,18 +155,14 @@ def test_decoder_layers_are_found_in_peft_and_gpt2_models(tiny_loaded, tmp_path)
 def test_changing_the_vector_takes_effect_on_the_next_reply(tiny_loaded, tiny_directions) -> None:
     steering = SteeringModulator(tiny_directions, intensity=3)
     engine = transformers_backend(tiny_loaded, steering)
-    settings = SamplingSettings(temperature=0, max_new_tokens=12)
     try:
-        neutral = engine.reply(PROMPT, EmotionVector(), settings)
-        neutral.finish()
-        afraid = engine.reply(PROMPT, EmotionVector((-1.0,) * 8), settings)
-        afraid.finish()
-        again = engine.reply(PROMPT, EmotionVector(), settings)
-        again.finish()
+        neutral = engine.next_token_logits(PROMPT, EmotionVector())
+        afraid = engine.next_token_logits(PROMPT, EmotionVector((-1.0,) * 8))
+        again = engine.next_token_logits(PROMPT, EmotionVector())
     finally:
         steering.detach()
-    assert afraid.token_ids != neutral.token_ids
-    assert again.token_ids == neutral.token_ids
+    assert not np.allclose(afraid, neutral, atol=1e-4)
+    assert np.array_equal(again, neutral)
 
 
 def test_steering_works_on_a_4bit_model(tiny_model_dir, tiny_directions) -> None:

@@ -8,6 +8,8 @@ forward hooks add them on the transformers backend); block 0 is never steered th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,9 @@ def write_control_vector(path: Path, offsets: Any, model_hint: str) -> Path:
 
 class ControlVectorModulator:
     """Steers a llama.cpp context: the emotion's offsets become its control vector, set again
-    whenever the emotion changes (a fraction of a millisecond); neutral clears it."""
+    whenever the emotion changes (a fraction of a millisecond); neutral clears it. The backend
+    reads the prompt with it :meth:`suspended`, so, as with the forward hooks, only the reply is
+    steered."""
 
     name = "steer"
 
@@ -47,6 +51,7 @@ class ControlVectorModulator:
         self.directions = directions
         self.intensity = intensity
         self._llama: Any = None
+        self._active: tuple[Any, int, int] | None = None  # what the context holds now
 
     def attach(self, llama: Any) -> None:
         import llama_cpp
@@ -69,26 +74,42 @@ class ControlVectorModulator:
         if status != 0:
             raise EmochatError(f"llama.cpp refused the control vector (status {status})")
 
+    def _set(self, active: tuple[Any, int, int] | None) -> None:
+        self._active = active
+        self._apply(*(active or (None, -1, -1)))
+
     def set_emotion(self, emotion: EmotionVector) -> None:
         import numpy as np
 
         if self._llama is None:
             return
         if emotion.is_neutral() or self.intensity == 0:
-            self._apply(None, -1, -1)
+            self._set(None)
             return
         offsets = self.directions.offsets(emotion, self.intensity)
         active = np.flatnonzero(np.abs(offsets).sum(axis=-1))
         if active.size == 0:
-            self._apply(None, -1, -1)
+            self._set(None)
             return
         # Only the band's blocks get an addition at all: outside it llama.cpp adds nothing.
-        self._apply(np.ascontiguousarray(offsets[1:]), int(active[0]), int(active[-1]))
+        self._set((np.ascontiguousarray(offsets[1:]), int(active[0]), int(active[-1])))
+
+    @contextmanager
+    def suspended(self) -> Iterator[None]:
+        """No control vector for a moment; the emotion's comes back after."""
+        if self._llama is None or self._active is None:
+            yield
+            return
+        self._apply(None, -1, -1)
+        try:
+            yield
+        finally:
+            self._apply(*self._active)
 
     def system_prompt(self, emotion: EmotionVector) -> str | None:
         return None
 
     def detach(self) -> None:
         if self._llama is not None:
-            self._apply(None, -1, -1)
+            self._set(None)
         self._llama = None

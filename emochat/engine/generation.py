@@ -240,7 +240,8 @@ class PrefixCache:
 
     Only the next turn of the same conversation reuses it: a prompt that extends the last one
     keeps everything the cache holds of it, so the time to first token does not grow with the
-    conversation, and earlier turns keep the mood they were read in. Any other prompt, the same
+    conversation, and earlier replies keep the steering they were written under (recomputed,
+    they would be read as prompt, unsteered). Any other prompt, the same
     one again included (a seeded replay, a regenerated reply, an evaluation under another
     mood), is computed afresh: reused keys and values are not bit-identical to recomputed ones,
     and a reply should never read text steered by a mood it was not asked for.

@@ -33,6 +33,28 @@ def _strip_prefix(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+# "linear": 8 → h with no bias, so the zero vector adds nothing (the model card's Linear, which
+# has a bias, loads too); "mlp": the public code's 8 → h/2 → LayerNorm → GELU → h.
+PROJECTION_LAYOUTS = ("linear", "mlp")
+
+
+def new_projection(layout: str, hidden_size: int, inner: int | None = None) -> Any:
+    """A freshly initialised projection of ``layout``."""
+    import torch
+
+    if layout == "linear":
+        return torch.nn.Linear(N_AXES, hidden_size, bias=False)
+    if layout == "mlp":
+        inner = inner or hidden_size // 2
+        return torch.nn.Sequential(
+            torch.nn.Linear(N_AXES, inner),
+            torch.nn.LayerNorm(inner),
+            torch.nn.GELU(),
+            torch.nn.Linear(inner, hidden_size),
+        )
+    raise EmochatError(f"projection layout must be one of {', '.join(PROJECTION_LAYOUTS)}")
+
+
 def build_projection(state: dict[str, Any], hidden_size: int) -> Any:
     """A torch module equal to the saved projection, or an :class:`EmochatError` naming what
     did not fit."""
@@ -40,8 +62,9 @@ def build_projection(state: dict[str, Any], hidden_size: int) -> Any:
 
     state = _strip_prefix(state)
     shapes = {key: tuple(value.shape) for key, value in state.items()}
-    if set(shapes) == {"weight", "bias"} and shapes["weight"] == (hidden_size, N_AXES):
-        module: torch.nn.Module = torch.nn.Linear(N_AXES, hidden_size)
+    linear_keys = {"weight"} | ({"bias"} if "bias" in shapes else set())
+    if set(shapes) == linear_keys and shapes["weight"] == (hidden_size, N_AXES):
+        module: torch.nn.Module = torch.nn.Linear(N_AXES, hidden_size, bias="bias" in shapes)
     elif set(shapes) == {"0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"}:
         inner = shapes["0.weight"][0]
         expected = {
@@ -56,12 +79,7 @@ def build_projection(state: dict[str, Any], hidden_size: int) -> Any:
             raise EmochatError(
                 f"emotion projection shapes {shapes} do not fit hidden size {hidden_size}"
             )
-        module = torch.nn.Sequential(
-            torch.nn.Linear(N_AXES, inner),
-            torch.nn.LayerNorm(inner),
-            torch.nn.GELU(),
-            torch.nn.Linear(inner, hidden_size),
-        )
+        module = new_projection("mlp", hidden_size, inner)
     else:
         raise EmochatError(
             f"unrecognised emotion projection (keys {sorted(shapes)}); expected a Linear "

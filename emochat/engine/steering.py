@@ -1,11 +1,13 @@
 """Activation steering: one direction per emotion axis per decoder layer, added to the residual
-stream inside a band of layers while the model generates.
+stream inside a band of layers while the model writes its reply.
 
-Directions are the mean difference of decoder-block outputs (last prompt token) between persona
-prompts for the two poles of an axis, over shipped questions and assistant openings. Strength
+Directions are the mean difference of decoder-block outputs between contrast pairs that hold the
+topic fixed: the same question, answered with a framing sentence worded alike for the two poles
+of an axis, read over the framing's tokens. Only the reply is steered: the prompt is read
+unsteered, so the model still knows what it was asked (steering the prompt too moved the mood a
+little more but cost a fifth of the on-topic score, see benchmarks/steering_eval.py). Strength
 is relative to the residual-stream norm at each layer, so one ``intensity`` means about the same
-on models of different sizes, and the total added norm is capped so mixes stay readable.
-"""
+on models of different sizes, and the total added norm is capped so mixes stay readable."""
 
 from __future__ import annotations
 
@@ -160,28 +162,17 @@ def load_prompt_set() -> dict[str, Any]:
     return json.loads(text)
 
 
-def _persona_texts(tokenizer: Any, prompt_set: dict[str, Any], persona: str | None) -> list[str]:
-    texts = []
-    for question in prompt_set["questions"]:
-        messages = [{"role": "user", "content": question}]
-        if persona is not None:
-            system = prompt_set["template"].format(persona=persona)
-            messages.insert(0, {"role": "system", "content": system})
-        prompt, _ = render_prompt(tokenizer, messages)
-        texts.extend(prompt + opening for opening in prompt_set["openings"])
-    return texts
-
-
 @contextmanager
-def _capture_block_outputs(layers: Any) -> Iterator[list[Any]]:
-    """Record the last-token output of every decoder block during one forward pass."""
+def _capture_reply_means(layers: Any, start: int) -> Iterator[list[Any]]:
+    """Record, during one forward pass, every decoder block's output averaged over the
+    positions from ``start`` on (the reply's tokens)."""
     captured: list[Any] = [None] * len(layers)
     handles = []
     for index, layer in enumerate(layers):
 
         def record(module: Any, args: Any, output: Any, index: int = index) -> None:
             hidden = output[0] if isinstance(output, tuple) else output
-            captured[index] = hidden[0, -1].detach().float().cpu()
+            captured[index] = hidden[0, start:].detach().float().mean(0).cpu()
 
         handles.append(layer.register_forward_hook(record))
     try:
@@ -191,42 +182,43 @@ def _capture_block_outputs(layers: Any) -> Iterator[list[Any]]:
             handle.remove()
 
 
-def _mean_block_outputs(loaded: LoadedModel, texts: list[str]) -> Any:
-    """Mean last-token output of every block over ``texts``: [n_layers, hidden]."""
+def _framed_states(loaded: LoadedModel, prompt_set: dict[str, Any], pole: str) -> Any:
+    """For every question and every framing of ``pole``: the block outputs averaged over the
+    framing's tokens, read as the start of the assistant's reply. [pairs, n_layers, hidden]"""
     import torch
 
     model, tokenizer = loaded.model, loaded.tokenizer
     layers = find_decoder_layers(model)
     device = next(model.parameters()).device
-    total = None
-    with torch.inference_mode(), _capture_block_outputs(layers) as captured:
-        for text in texts:
-            ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-            model(input_ids=ids.to(device))
-            stacked = torch.stack(captured)
-            total = stacked if total is None else total + stacked
-    return total / len(texts)
+    rows = []
+    with torch.inference_mode():
+        for question in prompt_set["questions"]:
+            prompt, _ = render_prompt(tokenizer, [{"role": "user", "content": question}])
+            start = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            for framing in prompt_set["framings"][pole]:
+                ids = tokenizer(prompt + framing, add_special_tokens=False, return_tensors="pt")
+                with _capture_reply_means(layers, start) as captured:
+                    model(input_ids=ids["input_ids"].to(device))
+                rows.append(torch.stack(captured))
+    return torch.stack(rows)
 
 
 def extract_directions(loaded: LoadedModel, progress: Progress = _silent) -> EmotionDirections:
-    """Build the directions for ``loaded`` from the shipped contrastive prompt set."""
+    """Build the directions for ``loaded`` from the shipped contrast pairs: the same question
+    answered with the same framing sentence in each pole's words."""
     import torch
 
     prompt_set = load_prompt_set()
-    tokenizer = loaded.tokenizer
-    neutral = _mean_block_outputs(loaded, _persona_texts(tokenizer, prompt_set, None))
-    per_axis = []
+    per_axis, states = [], []
     for index, axis in enumerate(AXES):
         progress(f"Measuring {axis.label} ({index + 1}/{N_AXES})…")
-        means = [
-            _mean_block_outputs(
-                loaded, _persona_texts(tokenizer, prompt_set, prompt_set["personas"][pole])
-            )
-            for pole in (axis.positive, axis.negative)
-        ]
-        per_axis.append(means[0] - means[1])
+        positive, negative = (
+            _framed_states(loaded, prompt_set, pole) for pole in (axis.positive, axis.negative)
+        )
+        per_axis.append((positive - negative).mean(0))
+        states += [positive, negative]
     directions = torch.stack(per_axis)
-    residual_norms = neutral.norm(dim=-1)
+    residual_norms = torch.cat(states).mean(0).norm(dim=-1)
     band = default_band(directions.shape[1])
     start, stop = band
     relative = directions[:, start:stop].norm(dim=-1) / residual_norms[start:stop]
@@ -289,7 +281,8 @@ def vectors_for(
 
 
 class SteeringModulator:
-    """Adds the emotion's offsets to the output of each decoder block in the band."""
+    """Adds the emotion's offsets to the output of each decoder block in the band, at the
+    positions of the reply."""
 
     name = "steer"
 
@@ -314,9 +307,14 @@ class SteeringModulator:
             hidden = output[0] if isinstance(output, tuple) else output
             if offset.device != hidden.device or offset.dtype != hidden.dtype:
                 offset = self._offsets[index] = offset.to(hidden.device, hidden.dtype)
+            steered = hidden.clone()
+            # Only the reply is steered: the prompt is read as it is, and its last position (the
+            # one that chooses the reply's first token) is where steering starts. Replies are
+            # then one position per pass.
+            steered[:, -1] += offset
             if isinstance(output, tuple):
-                return (hidden + offset, *output[1:])
-            return hidden + offset
+                return (steered, *output[1:])
+            return steered
 
         return add_offset
 

@@ -5,6 +5,7 @@ prefix between replies (``Llama.generate`` matches it; :class:`PrefixCache` boun
 from __future__ import annotations
 
 import ctypes
+from contextlib import ExitStack
 from typing import Any
 
 from emochat.engine.backends.base import Backend, Generation
@@ -155,12 +156,21 @@ class LlamaCppBackend(Backend):
             progress,
         )
 
-    def _keep(self, prompt_ids: list[int], keep: int) -> int:
-        """Keep the cached tokens that match ``prompt_ids``, at most ``keep``; how many."""
+    def _read_prompt(self, prompt_ids: list[int], keep: int) -> int:
+        """Keep the cached tokens that match ``prompt_ids`` (at most ``keep``), then evaluate
+        the rest but the last token with the control vector suspended: only the reply is
+        steered, from the position that chooses its first token on. How many were kept."""
         llama = self._llama
         cached = [int(token) for token in llama.input_ids[: min(llama.n_tokens, keep)]]
-        llama.n_tokens = common_prefix_length(cached, prompt_ids)
-        return int(llama.n_tokens)
+        llama.n_tokens = reused = common_prefix_length(cached, prompt_ids)
+        if reused < len(prompt_ids) - 1:
+            with ExitStack() as stack:
+                parts = getattr(self.modulator, "parts", [self.modulator])
+                for part in parts:
+                    if isinstance(part, ControlVectorModulator):
+                        stack.enter_context(part.suspended())
+                llama.eval(prompt_ids[reused:-1])
+        return reused
 
     def _cached(self) -> list[int]:
         return [int(token) for token in self._llama.input_ids[: self._llama.n_tokens]]
@@ -169,7 +179,7 @@ class LlamaCppBackend(Backend):
         import llama_cpp
 
         llama, settings = self._llama, job.settings
-        reused = self._keep(job.prompt_ids, job.keep)
+        reused = self._read_prompt(job.prompt_ids, job.keep)
         seed = settings.seed if settings.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
         llama.set_seed(seed)
         # min-p and typical-p off: the same sampling chain as transformers' generate().
@@ -196,7 +206,7 @@ class LlamaCppBackend(Backend):
         import numpy as np
 
         llama = self._llama
-        reused = self._keep(prompt_ids, keep)
-        llama.eval(prompt_ids[reused:])
+        self._read_prompt(prompt_ids, keep)
+        llama.eval(prompt_ids[llama.n_tokens :])
         row = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
         return np.ctypeslib.as_array(row, shape=(llama.n_vocab(),)).copy()
