@@ -8,14 +8,16 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from emochat import __version__
 from emochat.detect import DETECTOR_CHOICES
 from emochat.engine.loading import BACKEND_CHOICES, DTYPE_CHOICES, QUANT_CHOICES
 from emochat.engine.modulators import MODULATION_CHOICES
+from emochat.engine.projection import PROJECTION_LAYOUTS
 from emochat.errors import EmochatError
 
-COMMANDS = ("chat", "say", "detect", "vectors", "transcripts")
+COMMANDS = ("chat", "say", "detect", "vectors", "transcripts", "train", "train-data")
 
 
 def _lazy(target: str) -> Callable[[argparse.Namespace], int]:
@@ -237,7 +239,86 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--intensity", type=float, default=1.0)
     export.add_argument("--no-build-vectors", dest="build_vectors", action="store_false")
     export.set_defaults(handler=_lazy("emochat.vectors_cli:run_export"))
+    add_training_commands(commands)
     return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
+
+
+def add_training_commands(commands: Any) -> None:
+    train = commands.add_parser(
+        "train",
+        help="teach a model the emotion vector: an embedding projection plus LoRA "
+        "(Emotional-Gemma style)",
+    )
+    train.add_argument("--data", required=True, help="JSONL of {messages|text, vector}")
+    train.add_argument("--out", required=True, help="folder for the checkpoint")
+    train.add_argument("--base", default="default", help="base model (default: %(default)s)")
+    train.add_argument(
+        "--layout",
+        choices=PROJECTION_LAYOUTS,
+        default="linear",
+        help="projection: linear 8→h (no bias) or the MLP 8→h/2→h (default: %(default)s)",
+    )
+    train.add_argument("--epochs", type=_positive_int, default=1, help="(default: %(default)s)")
+    train.add_argument("--max-steps", type=_positive_int, help="stop after this many steps")
+    train.add_argument("--batch-size", type=_positive_int, default=8, help="(default: %(default)s)")
+    train.add_argument(
+        "--lr-projection", type=_positive_float, default=1e-3, help="(default: %(default)s)"
+    )
+    train.add_argument(
+        "--lr-lora", type=_positive_float, default=2e-4, help="(default: %(default)s)"
+    )
+    train.add_argument("--lora-r", type=_positive_int, default=8, help="(default: %(default)s)")
+    train.add_argument(
+        "--max-length",
+        type=_positive_int,
+        default=128,
+        help="tokens per example (default: %(default)s)",
+    )
+    train.add_argument(
+        "--save-every",
+        type=_positive_int,
+        default=100,
+        help="checkpoint every N steps (default: %(default)s)",
+    )
+    train.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
+    train.add_argument(
+        "--quant",
+        choices=("none", "4bit"),
+        default="none",
+        help="4bit: QLoRA on an NF4 base (CUDA only) (default: %(default)s)",
+    )
+    train.add_argument("--threads", type=_positive_int, help="CPU threads (default: half the CPUs)")
+    train.set_defaults(handler=_lazy("emochat.train_cli:run_train"))
+
+    data = commands.add_parser(
+        "train-data",
+        parents=[model_options(backend=True)],
+        help="build a training set by distillation from activation steering",
+    )
+    data.add_argument("--out", required=True, help="JSONL file to write")
+    data.add_argument(
+        "--count",
+        type=_positive_int,
+        default=1200,
+        help="replies to generate before selection (default: %(default)s)",
+    )
+    data.add_argument(
+        "--tokens", type=_positive_int, default=64, help="tokens per reply (default: %(default)s)"
+    )
+    data.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    data.set_defaults(handler=_lazy("emochat.train_cli:run_train_data"))
 
 
 def _with_default_command(argv: list[str]) -> list[str]:

@@ -24,9 +24,16 @@ CORPUS = [
 
 
 def build_tiny_model(
-    folder: Path, *, chat_template: bool = True, layers: int = 4, architecture: str = "llama"
+    folder: Path,
+    *,
+    chat_template: bool = True,
+    layers: int = 4,
+    architecture: str = "llama",
+    init_std: float = 0.02,
 ) -> Path:
-    """A 4-layer Llama (or Gemma 3) with a byte-level BPE tokenizer trained on a few sentences."""
+    """A 4-layer Llama (or Gemma 3) with a byte-level BPE tokenizer trained on a few sentences.
+    A larger ``init_std`` gives an output layer that can say something: a random one at 0.02
+    keeps every logit near zero, and a loss near ln(vocabulary) that training cannot lower."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
@@ -67,6 +74,7 @@ def build_tiny_model(
         "bos_token_id": fast.bos_token_id,
         "eos_token_id": fast.eos_token_id,
         "pad_token_id": fast.pad_token_id,
+        "initializer_range": init_std,
     }
     if architecture == "gemma3":
         model = Gemma3ForCausalLM(Gemma3TextConfig(**shape, head_dim=16, sliding_window=64))

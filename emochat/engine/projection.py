@@ -89,6 +89,19 @@ def build_projection(state: dict[str, Any], hidden_size: int) -> Any:
     return module.eval()
 
 
+def shipped_embed_checkpoint(model: str) -> Path | None:
+    """The emotion projection and LoRA emochat ships for ``model`` (``<name>-embed`` beside its
+    steering vectors), if any; never for a model that is already such a checkpoint."""
+    from emochat.engine.loading import resolve_source
+    from emochat.engine.steering import shipped_vectors_dir
+
+    source = resolve_source(model)
+    if source.adapter is not None:
+        return None
+    folder = shipped_vectors_dir(f"{source.display_name}-embed")
+    return folder if (folder / PROJECTION_FILE).is_file() else None
+
+
 def load_projection(folder: Path, hidden_size: int) -> Any:
     import torch
 

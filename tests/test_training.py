@@ -1,0 +1,212 @@
+"""``emochat train``: the projection and LoRA learn, save in the three files emochat loads, and
+resume exactly; mechanics on tiny random Llama and Gemma 3 models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from emochat.cli import main
+from emochat.emotion import EmotionVector
+from emochat.engine.loading import LoadOptions, load_model
+from emochat.engine.projection import PROJECTION_FILE, EmbeddingProjectionModulator, load_projection
+from emochat.errors import EmochatError
+from emochat.training.data import IGNORE, collate, load_examples
+from emochat.training.model import EmotionTrainee
+from emochat.training.trainer import TrainSettings, train
+from tests.conftest import build_tiny_model
+
+REPLIES = {
+    "joy": "I am happy, joyful and calm. The sun is shining on the beach.",
+    "sadness": "I am sad and afraid; the rain will not stop.",
+}
+
+
+@pytest.fixture(scope="module", params=["llama", "gemma3"])
+def tiny_base(request, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp(f"tiny-{request.param}")
+    return build_tiny_model(folder, architecture=request.param, init_std=0.2)
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory) -> Path:
+    """The same question answered happily under joy and sadly under sadness."""
+    path = tmp_path_factory.mktemp("data") / "train.jsonl"
+    records = []
+    for pole, reply in REPLIES.items():
+        messages = [
+            {"role": "user", "content": "Hello there, how are you feeling today?"},
+            {"role": "assistant", "content": reply},
+        ]
+        records += [{"messages": messages, "vector": EmotionVector.pole(pole).to_list()}] * 8
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+def _train_args(base: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "train", "--base", str(base), "--data", str(data), "--out", str(out),
+        "--device", "cpu", "--batch-size", "4", "--lr-projection", "5e-2", "--lr-lora", "5e-2",
+        *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", ["linear", "mlp"])
+def test_train_lowers_the_loss_and_the_checkpoint_round_trips(
+    tiny_base, data_file, tmp_path, layout, capsys
+) -> None:
+    out = tmp_path / "ckpt"
+    assert main(_train_args(tiny_base, data_file, out, "--epochs", "10", "--layout", layout)) == 0
+    record = json.loads((out / "training.json").read_text())
+    assert record["steps"] == 40
+    assert record["loss_last"] < 0.85 * record["loss_first"]
+    assert {"adapter_config.json", "adapter_model.safetensors", PROJECTION_FILE} <= {
+        path.name for path in out.iterdir()
+    }
+    assert "loss" in (out / "README.md").read_text()
+    capsys.readouterr()
+    # emochat loads it back: base from adapter_config.json, LoRA merged, projection by embed.
+    say = ["say", "Hello there", "--model", str(out), "--backend", "transformers",
+           "--quant", "none", "--max-new-tokens", "6", "--seed", "1", "--json"]  # fmt: skip
+    texts = {}
+    for pole in REPLIES:
+        assert main([*say, "--emotion", pole]) == 0
+        texts[pole] = json.loads(capsys.readouterr().out)["reply"]
+    assert texts["joy"] != texts["sadness"]
+
+
+def test_the_vector_is_what_tells_the_replies_apart(tiny_base, data_file, tmp_path) -> None:
+    """After training, the reply the projection produces follows the vector: the first reply
+    token under joy is the first token of the joyful reply, and under sadness of the sad one."""
+    out = tmp_path / "ckpt"
+    assert main(_train_args(tiny_base, data_file, out, "--epochs", "10")) == 0
+    loaded = load_model(LoadOptions(model=str(out), device="cpu", quant="none", dtype="float32"))
+    modulator = EmbeddingProjectionModulator(load_projection(out, loaded.info.hidden_size))
+    modulator.attach(loaded.model)
+    prompt = loaded.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hello there, how are you feeling today?"}],
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    for pole, reply in REPLIES.items():
+        ids = loaded.tokenizer(prompt + reply, add_special_tokens=False, return_tensors="pt")
+        prompt_length = len(loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        scores = {}
+        for other in REPLIES:
+            modulator.set_emotion(EmotionVector.pole(other))
+            with torch.inference_mode():
+                logits = loaded.model(**ids).logits[0, prompt_length - 1 : -1]
+            targets = ids["input_ids"][0, prompt_length:]
+            scores[other] = torch.nn.functional.cross_entropy(logits, targets).item()
+        assert scores[pole] < scores[next(p for p in REPLIES if p != pole)]
+
+
+def test_resume_repeats_the_uninterrupted_losses(tiny_model_dir, data_file, tmp_path) -> None:
+    settings = TrainSettings(
+        base=str(tiny_model_dir), epochs=3, batch_size=4, save_every=3, log_every=1,
+        lr_projection=1e-2, lr_lora=1e-2,
+    )  # fmt: skip
+
+    def fresh() -> tuple[EmotionTrainee, list, int]:
+        loaded = load_model(
+            LoadOptions(model=str(tiny_model_dir), device="cpu", quant="none", dtype="float32")
+        )
+        examples = load_examples(data_file, loaded.tokenizer, settings.max_length)
+        trainee = EmotionTrainee(loaded.model, "linear", 8, loaded.info.hidden_size, 0)
+        return trainee, examples, int(loaded.tokenizer.pad_token_id)
+
+    whole = train(*_args(fresh(), settings, tmp_path / "whole"), progress=lambda _: None)
+
+    def stop_after_the_checkpoint(message: str) -> None:
+        if message.startswith("step 4/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(*_args(fresh(), settings, tmp_path / "cut"), progress=stop_after_the_checkpoint)
+    assert (tmp_path / "cut" / "checkpoint-3" / "trainer_state.pt").is_file()
+    resumed = train(
+        *_args(fresh(), settings, tmp_path / "cut"), resume=True, progress=lambda _: None
+    )
+    assert resumed.resumed_from == 3
+    assert len(resumed.losses) == len(whole.losses) == 12
+    assert resumed.losses == pytest.approx(whole.losses, rel=1e-5)
+
+
+def _args(made: tuple, settings: TrainSettings, out: Path) -> tuple:
+    trainee, examples, pad_id = made
+    return trainee, examples, settings, out, pad_id
+
+
+def test_a_zero_vector_through_a_bias_free_projection_changes_nothing(tiny_loaded) -> None:
+    trainee = EmotionTrainee(tiny_loaded.model, "linear", 4, tiny_loaded.info.hidden_size, 0)
+    try:
+        with torch.no_grad():
+            trainee.projection.weight.normal_()  # trained-looking weights, not zeros
+        batch = collate(
+            load_examples_from([("Hello there", "I am happy.")], tiny_loaded.tokenizer), 0
+        )
+        ids = batch["input_ids"]
+        with torch.inference_mode():
+            plain = trainee.model(input_ids=ids).logits
+            trainee._vectors = torch.zeros(1, 8)
+            zero = trainee.model(input_ids=ids).logits
+            trainee._vectors = torch.tensor([EmotionVector.pole("joy").to_list()])
+            joyful = trainee.model(input_ids=ids).logits
+            trainee._vectors = None
+        assert torch.equal(plain, zero)
+        assert not torch.allclose(plain, joyful)
+    finally:
+        trainee._handle.remove()
+        trainee.model.unload()
+
+
+def load_examples_from(pairs: list[tuple[str, str]], tokenizer, tmp=None) -> list:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "data.jsonl"
+        path.write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "messages": [
+                            {"role": "user", "content": question},
+                            {"role": "assistant", "content": answer},
+                        ],
+                        "vector": [0.0] * 8,
+                    }
+                )
+                + "\n"
+                for question, answer in pairs
+            )
+        )
+        return load_examples(path, tokenizer, 128)
+
+
+def test_the_loss_is_on_the_reply_only(tiny_loaded) -> None:
+    [example] = load_examples_from([("Hello there", "I am happy.")], tiny_loaded.tokenizer)
+    learned = [token for token in example.labels if token != IGNORE]
+    reply = tiny_loaded.tokenizer.decode(learned)
+    assert reply.startswith("I am happy.")
+    assert example.labels[0] == IGNORE and len(learned) < len(example.input_ids)
+    batch = collate([example, *load_examples_from([("Hi", "Ok")], tiny_loaded.tokenizer)], 0)
+    assert batch["vectors"].shape == (2, 8)
+    assert (batch["labels"][1][batch["attention_mask"][1] == 0] == IGNORE).all()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"text": "hi", "vector": [1, 2]}', "line 1: 'vector' must be a list of 8"),
+        ('{"vector": [0, 0, 0, 0, 0, 0, 0, 0]}', "line 1: needs 'text'"),
+        ("not json", "line 1 is not JSON"),
+    ],
+)
+def test_bad_training_records_are_clear_errors(tiny_loaded, tmp_path, line, message) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(EmochatError, match=message):
+        load_examples(path, tiny_loaded.tokenizer, 128)
