@@ -100,6 +100,7 @@ def main() -> None:
     from emochat.engine.loading import LoadOptions
     from emochat.engine.modulation import build_modulator
     from emochat.engine.modulators import MODULATION_CHOICES
+    from emochat.engine.projection import model_for_modulation
     from emochat.engine.steering import EmotionDirections
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -116,9 +117,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    options = LoadOptions(
-        model=args.model, device="cpu", threads=args.threads, backend=args.backend
-    )
+    model = model_for_modulation(args.model, args.modulation)
+    options = LoadOptions(model=model, device="cpu", threads=args.threads, backend=args.backend)
     engine = open_backend(options, print)
     if args.vectors:
         modulator = engine.steering(EmotionDirections.load(Path(args.vectors)), args.intensity)

@@ -48,23 +48,12 @@ def _backend_from_args(args: argparse.Namespace) -> str:
     return "transformers"
 
 
-def _model_from_args(args: argparse.Namespace) -> str:
-    """The model asked for; with ``--modulation embed``, a model that ships a trained emotion
-    projection (the default one does) loads with it."""
-    from emochat.engine.projection import shipped_embed_checkpoint
-
-    if getattr(args, "modulation", None) == "embed":
-        shipped = shipped_embed_checkpoint(args.model)
-        if shipped is not None:
-            return str(shipped)
-    return str(args.model)
-
-
 def load_options_from_args(args: argparse.Namespace) -> LoadOptions:
     from emochat.engine.loading import LoadOptions
+    from emochat.engine.projection import model_for_modulation
 
     return LoadOptions(
-        model=_model_from_args(args),
+        model=model_for_modulation(args.model, getattr(args, "modulation", "")),
         quant=args.quant,
         device=args.device,
         dtype=args.dtype,

@@ -62,20 +62,22 @@ def test_train_lowers_the_loss_and_the_checkpoint_round_trips(
     assert main(_train_args(tiny_base, data_file, out, "--epochs", "10", "--layout", layout)) == 0
     record = json.loads((out / "training.json").read_text())
     assert record["steps"] == 40
-    assert record["loss_last"] < 0.85 * record["loss_first"]
+    losses = record["losses"]
+    assert sum(losses[-5:]) < 0.8 * sum(losses[:5])
     assert {"adapter_config.json", "adapter_model.safetensors", PROJECTION_FILE} <= {
         path.name for path in out.iterdir()
     }
     assert "loss" in (out / "README.md").read_text()
     capsys.readouterr()
     # emochat loads it back: base from adapter_config.json, LoRA merged, projection by embed.
-    say = ["say", "Hello there", "--model", str(out), "--backend", "transformers",
-           "--quant", "none", "--max-new-tokens", "6", "--seed", "1", "--json"]  # fmt: skip
-    texts = {}
+    say = ["say", "Hello there, how are you feeling today?", "--model", str(out),
+           "--backend", "transformers", "--quant", "none", "--max-new-tokens", "6", "--seed", "1",
+           "--json"]  # fmt: skip
     for pole in REPLIES:
         assert main([*say, "--emotion", pole]) == 0
-        texts[pole] = json.loads(capsys.readouterr().out)["reply"]
-    assert texts["joy"] != texts["sadness"]
+        printed = json.loads(capsys.readouterr().out)
+        assert printed["model"] == out.name and printed["reply"]
+        assert printed["emotion"] == EmotionVector.pole(pole).to_list()
 
 
 def test_the_vector_is_what_tells_the_replies_apart(tiny_base, data_file, tmp_path) -> None:
@@ -210,3 +212,31 @@ def test_bad_training_records_are_clear_errors(tiny_loaded, tmp_path, line, mess
     path.write_text(line + "\n")
     with pytest.raises(EmochatError, match=message):
         load_examples(path, tiny_loaded.tokenizer, 128)
+
+
+@pytest.mark.slow
+def test_the_shipped_checkpoint_moves_the_default_models_mood(
+    model_cache, tmp_path, monkeypatch, capsys
+) -> None:
+    """Offline, ``--modulation embed`` on the default model loads the shipped projection and
+    LoRA, and the joy vector makes replies read more joyful than the sadness vector."""
+    from emochat.detect import load_detector
+    from emochat.engine.projection import shipped_embed_checkpoint
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert shipped_embed_checkpoint("default") is not None
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text(
+        "How was your day?\nTell me about your weekend plans.\nWhat do you think of rain?\n"
+    )
+    detector = load_detector("minilm")
+    joy = {}
+    for pole in ("joy", "sadness"):
+        command = ["say", "--file", str(prompts), "--modulation", "embed", "--emotion", pole,
+                   "--seed", "3", "--max-new-tokens", "40", "--json", "--no-save"]  # fmt: skip
+        assert main(command) == 0
+        lines = capsys.readouterr().out.splitlines()
+        replies = [json.loads(line) for line in lines if line.startswith("{")]
+        assert len(replies) == 3 and replies[0]["model"] == "SmolLM2-135M-Instruct-embed"
+        joy[pole] = sum(detector.read(reply["reply"]).vector[0] for reply in replies) / 3
+    assert joy["joy"] > joy["sadness"] + 0.2, joy

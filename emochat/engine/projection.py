@@ -102,6 +102,16 @@ def shipped_embed_checkpoint(model: str) -> Path | None:
     return folder if (folder / PROJECTION_FILE).is_file() else None
 
 
+def model_for_modulation(model: str, modulation: str) -> str:
+    """The model to load: with ``embed``, a model that ships a trained emotion projection (the
+    default one does) loads with it."""
+    if modulation == "embed":
+        shipped = shipped_embed_checkpoint(model)
+        if shipped is not None:
+            return str(shipped)
+    return model
+
+
 def load_projection(folder: Path, hidden_size: int) -> Any:
     import torch
 

@@ -33,6 +33,12 @@ class EmotionTrainee:
         self.model = get_peft_model(model, config)
         device = next(model.parameters()).device
         self.projection = new_projection(layout, hidden_size).to(device)
+        # Its output layer starts at zero, as LoRA's B does: every vector begins as the base
+        # model (a random 8 → h map, times 3, would outweigh unscaled token embeddings).
+        last = self.projection if layout == "linear" else self.projection[-1]
+        torch.nn.init.zeros_(last.weight)
+        if last.bias is not None:
+            torch.nn.init.zeros_(last.bias)
         self.layout = layout
         self._vectors: Any = None
         embeddings = self.model.get_input_embeddings()
