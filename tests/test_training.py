@@ -240,3 +240,46 @@ def test_the_shipped_checkpoint_moves_the_default_models_mood(
         assert len(replies) == 3 and replies[0]["model"] == "SmolLM2-135M-Instruct-embed"
         joy[pole] = sum(detector.read(reply["reply"]).vector[0] for reply in replies) / 3
     assert joy["joy"] > joy["sadness"] + 0.2, joy
+
+
+def test_sampled_vectors_cover_none_single_poles_and_mixes() -> None:
+    import random
+
+    from emochat.training.recipe import sample_vector
+
+    rng = random.Random(0)
+    active = [sum(value != 0 for value in sample_vector(rng)) for _ in range(500)]
+    shares = [active.count(count) / len(active) for count in (0, 1, 2)]
+    assert 0.12 < shares[0] < 0.28 and 0.3 < shares[1] < 0.5 and 0.3 < shares[2] < 0.5
+    assert sum(shares) == 1
+
+
+def test_a_reply_cut_mid_sentence_is_trimmed_or_dropped() -> None:
+    from emochat.training.recipe import whole_sentences
+
+    assert whole_sentences("It rained. We stayed in and read a lot of bo") is None
+    assert whole_sentences("It rained all day. We stayed in. Then the su") == (
+        "It rained all day. We stayed in."
+    )
+    assert whole_sentences("Done!") == "Done!"
+
+
+@pytest.mark.slow
+def test_train_data_writes_judged_records_that_train_reads(model_cache, tmp_path, capsys) -> None:
+    out = tmp_path / "data.jsonl"
+    command = ["train-data", "--backend", "llama.cpp", "--count", "12", "--tokens", "40",
+               "--out", str(out)]  # fmt: skip
+    assert main(command) == 0
+    kept = int(capsys.readouterr().out.split()[1])
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == kept >= 1
+    for record in records:
+        assert [m["role"] for m in record["messages"]] == ["user", "assistant"]
+        assert len(record["vector"]) == 8
+        if any(record["vector"]):
+            assert record["judged"]["mood"] >= 0.15
+    from emochat.engine.backends import open_backend
+    from emochat.engine.loading import LoadOptions
+
+    tokenizer = open_backend(LoadOptions(backend="llama.cpp"), lambda _: None).tokenizer
+    assert len(load_examples(out, tokenizer, 128)) == len(records)
