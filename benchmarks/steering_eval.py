@@ -92,7 +92,7 @@ def main() -> None:
     from emochat.cli import quiet_library_logs
 
     quiet_library_logs()
-    from emochat.detect import load_detector
+    from emochat.detect import load_detector, read_many
     from emochat.detect.embedding import SentenceEncoder
     from emochat.emotion import AXES, EmotionVector
     from emochat.engine.backends import BACKEND_CHOICES, open_backend
@@ -129,7 +129,6 @@ def main() -> None:
     prompts, answers = load_heldout(args.per_kind)
 
     def answer(prompt: str, emotion: EmotionVector) -> str:
-        engine.use(engine.modulator)  # every reply computed afresh: no cache between prompts
         return engine.reply([{"role": "user", "content": prompt}], emotion, settings).finish()
 
     replies = {"neutral": [answer(prompt, EmotionVector()) for prompt in prompts]}
@@ -142,7 +141,7 @@ def main() -> None:
     encoder = SentenceEncoder()
     detector, anchor = load_detector("minilm"), AnchorJudge(encoder)
     judges = {
-        "detector": lambda texts: np.array([list(detector.read(t).vector) for t in texts]),
+        "detector": lambda texts: np.array([list(r.vector) for r in read_many(detector, texts)]),
         "anchor": anchor.read,
     }
     prompt_vectors = encoder.encode(prompts)

@@ -46,6 +46,11 @@ class CombinedModulator:
             part.detach()
 
 
+def modulator_parts(modulator: Modulator) -> list[Modulator]:
+    """The modulators that ``modulator`` is made of (itself, unless it combines several)."""
+    return modulator.parts if isinstance(modulator, CombinedModulator) else [modulator]
+
+
 def check_intensity(intensity: float) -> None:
     if not 0 <= intensity <= 3:
         raise EmochatError("intensity must be between 0 and 3")
@@ -55,8 +60,7 @@ def set_intensity(modulator: Modulator, intensity: float) -> bool:
     """Change how strongly ``modulator`` steers (the steering part of ``both`` too), from the
     next reply on; False where nothing in it steers."""
     check_intensity(intensity)
-    parts = modulator.parts if isinstance(modulator, CombinedModulator) else [modulator]
-    steering = [part for part in parts if hasattr(part, "intensity")]
+    steering = [part for part in modulator_parts(modulator) if hasattr(part, "intensity")]
     for part in steering:
         part.intensity = intensity  # type: ignore[attr-defined]
     return bool(steering)

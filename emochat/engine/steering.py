@@ -163,16 +163,16 @@ def load_prompt_set() -> dict[str, Any]:
 
 
 @contextmanager
-def _capture_reply_means(layers: Any, start: int) -> Iterator[list[Any]]:
-    """Record, during one forward pass, every decoder block's output averaged over the
-    positions from ``start`` on (the reply's tokens)."""
+def _capture_block_outputs(layers: Any) -> Iterator[list[Any]]:
+    """While open, ``captured[i]`` holds decoder block i's output (first sequence) of the last
+    forward pass."""
     captured: list[Any] = [None] * len(layers)
     handles = []
     for index, layer in enumerate(layers):
 
         def record(module: Any, args: Any, output: Any, index: int = index) -> None:
             hidden = output[0] if isinstance(output, tuple) else output
-            captured[index] = hidden[0, start:].detach().float().mean(0).cpu()
+            captured[index] = hidden[0].detach().float()
 
         handles.append(layer.register_forward_hook(record))
     try:
@@ -182,25 +182,26 @@ def _capture_reply_means(layers: Any, start: int) -> Iterator[list[Any]]:
             handle.remove()
 
 
-def _framed_states(loaded: LoadedModel, prompt_set: dict[str, Any], pole: str) -> Any:
-    """For every question and every framing of ``pole``: the block outputs averaged over the
-    framing's tokens, read as the start of the assistant's reply. [pairs, n_layers, hidden]"""
+def _framed_states(loaded: LoadedModel, prompt_set: dict[str, Any]) -> dict[str, Any]:
+    """Per pole, for every question and every framing of that pole: the block outputs averaged
+    over the framing's tokens, read as the start of the assistant's reply.
+    {pole: [pairs, n_layers, hidden]}"""
     import torch
 
     model, tokenizer = loaded.model, loaded.tokenizer
-    layers = find_decoder_layers(model)
     device = next(model.parameters()).device
-    rows = []
-    with torch.inference_mode():
+    rows: dict[str, list[Any]] = {pole: [] for pole in prompt_set["framings"]}
+    with torch.inference_mode(), _capture_block_outputs(find_decoder_layers(model)) as captured:
         for question in prompt_set["questions"]:
             prompt, _ = render_prompt(tokenizer, [{"role": "user", "content": question}])
             start = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-            for framing in prompt_set["framings"][pole]:
-                ids = tokenizer(prompt + framing, add_special_tokens=False, return_tensors="pt")
-                with _capture_reply_means(layers, start) as captured:
+            for pole, framings in prompt_set["framings"].items():
+                for framing in framings:
+                    text = prompt + framing
+                    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")
                     model(input_ids=ids["input_ids"].to(device))
-                rows.append(torch.stack(captured))
-    return torch.stack(rows)
+                    rows[pole].append(torch.stack([h[start:].mean(0).cpu() for h in captured]))
+    return {pole: torch.stack(states) for pole, states in rows.items()}
 
 
 def extract_directions(loaded: LoadedModel, progress: Progress = _silent) -> EmotionDirections:
@@ -209,16 +210,12 @@ def extract_directions(loaded: LoadedModel, progress: Progress = _silent) -> Emo
     import torch
 
     prompt_set = load_prompt_set()
-    per_axis, states = [], []
-    for index, axis in enumerate(AXES):
-        progress(f"Measuring {axis.label} ({index + 1}/{N_AXES})…")
-        positive, negative = (
-            _framed_states(loaded, prompt_set, pole) for pole in (axis.positive, axis.negative)
-        )
-        per_axis.append((positive - negative).mean(0))
-        states += [positive, negative]
-    directions = torch.stack(per_axis)
-    residual_norms = torch.cat(states).mean(0).norm(dim=-1)
+    progress(f"Reading {N_AXES} axes × 2 poles over the contrast pairs…")
+    states = _framed_states(loaded, prompt_set)
+    directions = torch.stack(
+        [(states[axis.positive] - states[axis.negative]).mean(0) for axis in AXES]
+    )
+    residual_norms = torch.cat(list(states.values())).mean(0).norm(dim=-1)
     band = default_band(directions.shape[1])
     start, stop = band
     relative = directions[:, start:stop].norm(dim=-1) / residual_norms[start:stop]

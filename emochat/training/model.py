@@ -4,14 +4,12 @@ from that example's own vector. Saved in exactly the three files emochat loads."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from emochat.engine.projection import EMBEDDING_SCALE, PROJECTION_FILE, new_projection
 from emochat.errors import EmochatError
 
-ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
@@ -98,18 +96,20 @@ class EmotionTrainee:
     def save(self, folder: Path, base: str) -> None:
         """The adapter (float16) and the projection, as emochat's ``--model FOLDER`` loads them,
         with ``base`` as the adapter's base model."""
+        import copy
+
         import torch
-        from safetensors.torch import load_file, save_file
+        from peft import get_peft_model_state_dict
+        from safetensors.torch import save_file
 
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            self.model.save_pretrained(str(folder))
-            weights = folder / ADAPTER_WEIGHTS
-            halved = {k: v.to(torch.float16) for k, v in load_file(str(weights)).items()}
-            save_file(halved, str(weights))
-            config = json.loads((folder / ADAPTER_CONFIG).read_text())
-            config["base_model_name_or_path"] = base
-            (folder / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+            adapter = get_peft_model_state_dict(self.model)
+            halved = {k: v.detach().to(torch.float16).contiguous() for k, v in adapter.items()}
+            save_file(halved, str(folder / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+            config = copy.copy(self.model.peft_config["default"])
+            config.base_model_name_or_path = base
+            config.save_pretrained(str(folder))
             torch.save(
                 {k: v.detach().cpu() for k, v in self.projection.state_dict().items()},
                 folder / PROJECTION_FILE,

@@ -61,7 +61,7 @@ def build_training_set(
     args: argparse.Namespace, out: Path, progress: Callable[[str], None]
 ) -> tuple[int, int]:
     """Generate ``args.count`` replies, write the kept ones to ``out``; (kept, generated)."""
-    from emochat.detect import load_detector
+    from emochat.detect import load_detector, read_many
     from emochat.detect.embedding import SentenceEncoder
     from emochat.engine.backends import open_backend
     from emochat.engine.generation import SamplingSettings
@@ -77,7 +77,6 @@ def build_training_set(
     for index in range(args.count):
         prompt, vector = prompts[index % len(prompts)], sample_vector(rng)
         settings = SamplingSettings(max_new_tokens=args.tokens, seed=args.seed + index)
-        engine.use(engine.modulator)  # each reply on its own, no cache from the last
         reply = engine.reply([{"role": "user", "content": prompt}], vector, settings).finish()
         samples.append((prompt, vector, whole_sentences(reply)))
         if (index + 1) % 100 == 0:
@@ -93,14 +92,16 @@ def build_training_set(
     )
     unsteered = [s for s, (_, v, _) in zip(similarity, finished, strict=True) if v.is_neutral()]
     floor = ON_TOPIC_SHARE * statistics.fmean(unsteered) if unsteered else 0.0
+    readings = read_many(detector, [reply for _, _, reply in finished])
     kept = 0
     with out.open("w", encoding="utf-8") as handle:
-        for (prompt, vector, reply), on_topic in zip(finished, similarity, strict=True):
-            reading = detector.read(reply).vector
+        for (prompt, vector, reply), on_topic, reading in zip(
+            finished, similarity, readings, strict=True
+        ):
             mood = 0.0
             if not vector.is_neutral():
-                unit = [value / vector.norm() for value in vector]
-                mood = sum(r * u for r, u in zip(reading, unit, strict=True))
+                mood = sum(r * v for r, v in zip(reading.vector, vector, strict=True))
+                mood /= vector.norm()
                 if mood < MOOD_MARGIN:
                     continue
             if on_topic < floor:

@@ -20,6 +20,7 @@ from emochat.engine.loading import (
     load_model,
     prompt_threads,
 )
+from emochat.engine.modulation import modulator_parts
 from emochat.engine.modulators import Modulator
 from emochat.engine.steering import EmotionDirections, Progress
 from emochat.errors import EmochatError
@@ -165,8 +166,7 @@ class LlamaCppBackend(Backend):
         llama.n_tokens = reused = common_prefix_length(cached, prompt_ids)
         if reused < len(prompt_ids) - 1:
             with ExitStack() as stack:
-                parts = getattr(self.modulator, "parts", [self.modulator])
-                for part in parts:
+                for part in modulator_parts(self.modulator):
                     if isinstance(part, ControlVectorModulator):
                         stack.enter_context(part.suspended())
                 llama.eval(prompt_ids[reused:-1])
