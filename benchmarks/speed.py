@@ -100,17 +100,21 @@ class EmochatEngine:
         self, model: str, threads: int, device: str, mode: tuple[str, str, str, bool]
     ) -> None:
         from emochat.emotion import parse_emotion
-        from emochat.engine.backends import open_backend
-        from emochat.engine.loading import LoadOptions
-        from emochat.engine.modulation import build_modulator
+        from emochat.runtime import GenerationConfig, ModelConfig, RunConfig, Runtime
 
         backend, quant, dtype, steered = mode
-        options = LoadOptions(
-            model=model, device=device, threads=threads, backend=backend, quant=quant, dtype=dtype
+        config = RunConfig(
+            model=ModelConfig(
+                model=model,
+                backend=backend,
+                quant=quant,
+                device=device,
+                dtype=dtype,
+                threads=threads,
+            ),
+            generation=GenerationConfig(modulation="steer" if steered else "off"),
         )
-        self.backend = open_backend(options, lambda _: None)
-        if steered:
-            self.backend.use(build_modulator("steer", self.backend, progress=lambda _: None))
+        self.backend = Runtime(config).backend()
         self.mood = parse_emotion(MIXED)[0] if steered else None
 
     def generate(

@@ -92,16 +92,14 @@ def main() -> None:
     from emochat.cli import quiet_library_logs
 
     quiet_library_logs()
-    from emochat.detect import load_detector, read_many
+    from emochat.detect import read_many
     from emochat.detect.embedding import SentenceEncoder
     from emochat.emotion import AXES, EmotionVector
-    from emochat.engine.backends import BACKEND_CHOICES, open_backend
+    from emochat.engine.backends import BACKEND_CHOICES
+    from emochat.engine.directions import EmotionDirections
     from emochat.engine.generation import SamplingSettings
-    from emochat.engine.loading import LoadOptions
-    from emochat.engine.modulation import build_modulator
-    from emochat.engine.modulators import MODULATION_CHOICES
-    from emochat.engine.projection import model_for_modulation
-    from emochat.engine.steering import EmotionDirections
+    from emochat.engine.modulation import MODULATION_CHOICES
+    from emochat.runtime import GenerationConfig, ModelConfig, RunConfig, Runtime
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
@@ -117,14 +115,21 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    model = model_for_modulation(args.model, args.modulation)
-    options = LoadOptions(model=model, device="cpu", threads=args.threads, backend=args.backend)
-    engine = open_backend(options, print)
+    config = RunConfig(
+        model=ModelConfig(
+            model=args.model, backend=args.backend, device="cpu", threads=args.threads
+        ),
+        # --vectors replaces the modulator: none is built first
+        generation=GenerationConfig(
+            modulation="off" if args.vectors else args.modulation, intensity=args.intensity
+        ),
+        detector="minilm",
+    )
+    runtime = Runtime(config, print)
+    engine = runtime.backend()
     if args.vectors:
-        modulator = engine.steering(EmotionDirections.load(Path(args.vectors)), args.intensity)
-    else:
-        modulator = build_modulator(args.modulation, engine, args.intensity)
-    engine.use(modulator)
+        engine.use(engine.steering(EmotionDirections.load(Path(args.vectors)), args.intensity))
+    modulator = engine.modulator
     settings = SamplingSettings(max_new_tokens=args.tokens, seed=args.seed)
     prompts, answers = load_heldout(args.per_kind)
 
@@ -139,7 +144,7 @@ def main() -> None:
         Path(args.save).write_text(json.dumps({"prompts": prompts, **replies}, indent=1))
 
     encoder = SentenceEncoder()
-    detector, anchor = load_detector("minilm"), AnchorJudge(encoder)
+    detector, anchor = runtime.detector(), AnchorJudge(encoder)
     judges = {
         "detector": lambda texts: np.array([list(r.vector) for r in read_many(detector, texts)]),
         "anchor": anchor.read,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emochat.errors import EmochatError
+from emochat.progress import Progress
 from emochat.session import ChatSession
 from emochat.transcripts import (
     Conversation,
@@ -22,7 +23,6 @@ from emochat.transcripts import (
     title_record,
 )
 
-Warn = Callable[[str], None]
 # Builds the session for a saved conversation, or for a new one (None).
 MakeSession = Callable[[Conversation | None], ChatSession]
 SNIPPET_WIDTH = 60
@@ -86,7 +86,7 @@ def summarize(conversation: Conversation, path: Path, snippet: str = "") -> Chat
     )
 
 
-def list_chats(query: str = "", warn: Warn | None = None) -> list[ChatSummary]:
+def list_chats(query: str = "", warn: Progress | None = None) -> list[ChatSummary]:
     """Saved conversations, most recently changed first; with ``query``, only those that
     mention it. A damaged file is skipped (``warn`` says which)."""
     paths = sorted(all_transcripts(), key=lambda path: path.stat().st_mtime, reverse=True)

@@ -123,12 +123,6 @@ class EmotionVector:
 
     __rmul__ = __mul__
 
-    def lerp(self, target: EmotionVector, weight: float) -> EmotionVector:
-        """The point ``weight`` of the way from this vector to ``target`` (0 = self, 1 = target)."""
-        return EmotionVector(
-            tuple(a + weight * (b - a) for a, b in zip(self.values, target.values, strict=True))
-        )
-
     def with_axis(self, index: int, value: float) -> EmotionVector:
         values = list(self.values)
         values[index] = value

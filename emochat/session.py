@@ -22,6 +22,7 @@ from emochat.detect import Detector, Reading
 from emochat.emotion import EmotionVector
 from emochat.engine.prompt import ChatMessage
 from emochat.errors import EmochatError
+from emochat.progress import Progress
 from emochat.state import EmotionState
 from emochat.transcripts import (
     Conversation,
@@ -32,7 +33,6 @@ from emochat.transcripts import (
     title_record,
 )
 
-Warn = Callable[[str], None]
 OnPiece = Callable[[str], None]
 
 
@@ -97,7 +97,7 @@ def conversation_header(
 
 def start_transcript(
     header: dict[str, Any],
-    warn: Warn,
+    warn: Progress,
     *,
     path: Path | None = None,
     resume: Conversation | None = None,
@@ -135,7 +135,7 @@ class ChatSession:
         state: EmotionState,
         transcript: TranscriptWriter,
         settings: Any,
-        warn: Warn,
+        warn: Progress,
         system_prompt: str | None = None,
         on_state_change: Callable[[EmotionState], None] | None = None,
         remember: bool = True,

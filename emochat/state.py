@@ -27,7 +27,6 @@ RATE = 0.5
 MAX_STEP = 0.35
 DEAD_ZONE = 0.08
 POLICIES = ("mirror", "soothe", "locked")
-HALF_LIFE_TURNS = math.log(0.5) / math.log(DECAY)
 
 _AXIS = {axis.positive: index for index, axis in enumerate(AXES)}
 

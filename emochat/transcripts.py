@@ -17,7 +17,6 @@ import difflib
 import json
 import os
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -25,16 +24,11 @@ from typing import IO, Any
 from emochat import paths
 from emochat.emotion import EmotionVector
 from emochat.errors import EmochatError
+from emochat.progress import Progress, no_progress
 from emochat.records import clean_header, is_safe_id, record_problem
 
 FORMAT_VERSION = 1
 SUFFIX = ".jsonl"
-
-Warn = Callable[[str], None]
-
-
-def _ignore(_message: str) -> None:
-    pass
 
 
 def transcripts_dir() -> Path:
@@ -180,7 +174,7 @@ class Conversation:
         return {"format": FORMAT_VERSION, "header": self.header, "events": self.events}
 
 
-def read_transcript(path: Path, warn: Warn = _ignore) -> Conversation:
+def read_transcript(path: Path, warn: Progress = no_progress) -> Conversation:
     """Read a transcript, skipping (with a warning naming file and line) any line that is torn,
     is not JSON, or holds a record of the wrong shape; only an unreadable file or a missing
     header is an error."""
@@ -415,7 +409,7 @@ def find_transcript(key: str) -> Path:
     raise EmochatError(f"no conversation {key!r}{hint}")
 
 
-def import_document(document: Any, warn: Warn = _ignore) -> Path:
+def import_document(document: Any, warn: Progress = no_progress) -> Path:
     """Write an exported JSON document back as a transcript; returns the new file. An id that is
     unsafe as a file name, or already taken, is replaced by a new one; events of the wrong shape
     are skipped with a warning. One fsync for the whole file."""

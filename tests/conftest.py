@@ -92,11 +92,40 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_loaded(tiny_model_dir: Path):
-    from emochat.engine.loading import LoadOptions, load_model
+    from emochat.engine.loading import LoadOptions, load_model, resolve_source
 
     return load_model(
-        LoadOptions(model=str(tiny_model_dir), device="cpu", dtype="float32", quant="none")
+        resolve_source(str(tiny_model_dir)),
+        LoadOptions(device="cpu", dtype="float32", quant="none"),
     )
+
+
+def next_token_logits(backend, messages, emotion):
+    """The logits of the reply's first token (float32 numpy, vocabulary-sized), read the way a
+    reply reads its prompt (the prompt unsteered, steering from its last position on): what the
+    mood does to the model's very next choice. The backend's key/value cache is left empty."""
+    import numpy as np
+
+    from emochat.engine.generation import PrefixCache
+
+    prompt_ids, _ = backend._prepare(messages, emotion, 1)
+    backend._prefix = PrefixCache()
+    if backend.kind == "llama.cpp":
+        import llama_cpp
+
+        llama = backend._llama
+        backend._read_prompt(prompt_ids, 0)
+        llama.eval(prompt_ids[llama.n_tokens :])
+        row = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
+        logits = np.ctypeslib.as_array(row, shape=(llama.n_vocab(),)).copy()
+        llama.n_tokens = 0
+        return logits
+    import torch
+
+    backend._cache = None
+    with torch.inference_mode():
+        output = backend.model(input_ids=torch.tensor([prompt_ids]))
+    return output.logits[0, -1].float().cpu().numpy()
 
 
 def transformers_backend(loaded, modulator=None):
@@ -130,23 +159,27 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def default_loaded(model_cache: Path):
     """The default model on the transformers backend, as a CPU user gets it (int4)."""
-    from emochat.engine.loading import LoadOptions, load_model
+    from emochat.engine.loading import LoadOptions, load_model, resolve_source
 
-    return load_model(LoadOptions(device="cpu"))
+    return load_model(resolve_source("default"), LoadOptions(device="cpu"))
 
 
 @pytest.fixture(scope="session")
 def default_float32(model_cache: Path):
     """The default model unquantized: the same weights llama.cpp runs, de-quantized."""
-    from emochat.engine.loading import LoadOptions, load_model
+    from emochat.engine.loading import LoadOptions, load_model, resolve_source
 
-    return load_model(LoadOptions(device="cpu", quant="none", dtype="float32"))
+    return load_model(
+        resolve_source("default"), LoadOptions(device="cpu", quant="none", dtype="float32")
+    )
 
 
 @pytest.fixture(scope="session")
 def default_llama(model_cache: Path):
     """The default GGUF on the llama.cpp backend."""
     from emochat.engine.backends import open_backend
-    from emochat.engine.loading import LoadOptions
+    from emochat.engine.loading import LoadOptions, resolve_source
+    from emochat.progress import no_progress
 
-    return open_backend(LoadOptions(device="cpu", backend="llama.cpp"), lambda _: None)
+    source = resolve_source("default")
+    return open_backend(source, LoadOptions(device="cpu", backend="llama.cpp"), no_progress)

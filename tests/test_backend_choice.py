@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 from emochat.engine import backends
 from emochat.engine.backends import choose_backend
-from emochat.engine.loading import LoadOptions, ModelSource
+from emochat.engine.loading import LoadOptions, ModelSource, resolve_source
 from emochat.errors import EmochatError
-from emochat.options import load_options_from_args
+from emochat.progress import no_progress
+from emochat.runtime import ModelConfig, RunConfig, Runtime
 
 GGUF = ModelSource("gguf", "/models/m.gguf", "m")
 FOLDER = ModelSource("folder", "/models/m", "m")
@@ -64,18 +63,16 @@ def test_cuda_without_a_gpu_build_of_llama_cpp_goes_to_transformers(monkeypatch)
         choose(GGUF, device="cuda", backend="llama.cpp")
 
 
-def _args(**overrides: object) -> argparse.Namespace:
-    values = {"model": "default", "quant": "auto", "device": "auto", "dtype": "auto"}
-    return argparse.Namespace(**{**values, "threads": None, **overrides})
+def _backend(backend: str, detector: str) -> str:
+    config = RunConfig(model=ModelConfig(backend=backend), detector=detector)
+    return Runtime(config).load_options.backend
 
 
 def test_the_probe_detector_takes_the_transformers_backend() -> None:
-    assert load_options_from_args(_args(backend="auto", detector="probe")).backend == (
-        "transformers"
-    )
-    assert load_options_from_args(_args(backend="auto", detector="minilm")).backend == "auto"
+    assert _backend("auto", "probe") == "transformers"
+    assert _backend("auto", "minilm") == "auto"
     with pytest.raises(EmochatError, match="probe detector reads hidden states"):
-        load_options_from_args(_args(backend="llama.cpp", detector="probe"))
+        _backend("llama.cpp", "probe")
 
 
 def test_backend_and_quantization_reach_the_transcript_header(tiny_model_dir) -> None:
@@ -93,7 +90,7 @@ def test_a_corrupt_gguf_is_one_line_on_the_llama_cpp_backend(tmp_path) -> None:
 
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\x00" * 64)
-    options = LoadOptions(model=str(broken), backend="llama.cpp", device="cpu")
+    options = LoadOptions(backend="llama.cpp", device="cpu")
     with pytest.raises(EmochatError, match="not a GGUF model it can read") as caught:
-        open_backend(options, lambda _: None)
+        open_backend(resolve_source(str(broken)), options, no_progress)
     assert "\n" not in str(caught.value)

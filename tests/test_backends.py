@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from emochat.emotion import EmotionVector
+from emochat.engine.directions import find_directions
 from emochat.engine.generation import SamplingSettings
-from emochat.engine.modulators import NoModulation
+from emochat.engine.modulation import NoModulation
 from emochat.engine.prompt import build_prompt_ids
-from emochat.engine.steering import find_vectors
-from tests.conftest import transformers_backend
+from tests.conftest import next_token_logits, transformers_backend
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def backend(request):
     else:
         backend = request.getfixturevalue("default_llama")
     assert backend.kind == request.param
-    backend.use(backend.steering(find_vectors(backend.info), 1.0))
+    backend.use(backend.steering(find_directions(backend.info), 1.0))
     yield backend
     backend.use(NoModulation())  # the model is shared with other modules
 
@@ -61,14 +61,14 @@ def test_llama_cpp_reads_the_prompt_unsteered(default_llama) -> None:
     """Like the forward hooks, the control vector acts from the prompt's last position on: the
     engine's logits differ both from the unsteered ones and from those of a prompt read wholly
     under the control vector."""
-    from emochat.engine.control_vector import ControlVectorModulator
+    from emochat.engine.modulation.control_vector import ControlVectorModulator
 
     backend = default_llama
-    steering = ControlVectorModulator(find_vectors(backend.info))
+    steering = ControlVectorModulator(find_directions(backend.info))
     backend.use(steering)
     try:
-        joyful = backend.next_token_logits(HELLO, EmotionVector.pole("joy"))
-        neutral = backend.next_token_logits(HELLO, EmotionVector())
+        joyful = next_token_logits(backend, HELLO, EmotionVector.pole("joy"))
+        neutral = next_token_logits(backend, HELLO, EmotionVector())
         ids = build_prompt_ids(backend.tokenizer, HELLO, backend.info.context_length)
         steering.set_emotion(EmotionVector.pole("joy"))
         backend._llama.n_tokens = 0
@@ -106,19 +106,19 @@ def test_seed_makes_sampling_repeatable(backend) -> None:
 def test_the_zero_vector_changes_nothing(backend) -> None:
     steering = backend.modulator
     fresh(backend)
-    zero = backend.next_token_logits(HELLO, EmotionVector())
+    zero = next_token_logits(backend, HELLO, EmotionVector())
     zero_reply = backend.reply(HELLO, EmotionVector(), GREEDY)
     zero_reply.finish()
     backend.use(NoModulation())
     try:
-        bare = backend.next_token_logits(HELLO, EmotionVector())
+        bare = next_token_logits(backend, HELLO, EmotionVector())
         bare_reply = backend.reply(HELLO, EmotionVector(), GREEDY)
         bare_reply.finish()
     finally:
         backend.use(steering)
     np.testing.assert_array_equal(zero, bare)
     assert zero_reply.token_ids == bare_reply.token_ids
-    joy = backend.next_token_logits(HELLO, EmotionVector.pole("joy"))
+    joy = next_token_logits(backend, HELLO, EmotionVector.pole("joy"))
     assert not np.array_equal(joy, bare)
 
 
@@ -217,9 +217,9 @@ def test_both_backends_build_the_same_prompt(default_float32, default_llama) -> 
 def _first_token_shift(backend, directions, emotion: EmotionVector) -> np.ndarray:
     """How the steered model's next-token logits move away from the unsteered ones."""
     backend.use(backend.steering(directions, 1.0))
-    neutral = backend.next_token_logits(HELLO, EmotionVector())
+    neutral = next_token_logits(backend, HELLO, EmotionVector())
     fresh(backend)
-    return backend.next_token_logits(HELLO, emotion) - neutral
+    return next_token_logits(backend, HELLO, emotion) - neutral
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -231,7 +231,7 @@ def _moved(directions, blocks: int):
     off-by-one in the control vector's rows would do."""
     return dataclasses.replace(
         directions,
-        directions=np.roll(directions.directions, blocks, axis=1),
+        values=np.roll(directions.values, blocks, axis=1),
         residual_norms=np.roll(directions.residual_norms, blocks),
         band=(directions.band[0] + blocks, directions.band[1] + blocks),
     )
@@ -245,7 +245,7 @@ def test_control_vectors_and_forward_hooks_steer_the_same_way(
     the reply-only steering: cosine 0.978-0.996), and more alike than with the rows one block
     off (0.904-0.994)."""
     hf = transformers_backend(default_float32)
-    directions = find_vectors(hf.info)
+    directions = find_directions(hf.info)
     try:
         for pole in ("joy", "sadness"):
             emotion = EmotionVector.pole(pole)

@@ -1,12 +1,13 @@
-import argparse
-
 import pytest
 
-from emochat.chat import load_last_state, save_last_state, starting_state
-from emochat.cli import apply_config_defaults, build_parser, main
+from emochat.cli import main
+from emochat.cli.parser import apply_config_defaults, build_parser
+from emochat.cli.settings import chat_config
 from emochat.config import config_path, load_config, remember
 from emochat.emotion import EmotionVector
 from emochat.errors import EmochatError
+from emochat.last_mood import load_last_state, save_last_state
+from emochat.runtime.restore import starting_state
 from emochat.state import EmotionState
 
 
@@ -48,16 +49,17 @@ def test_resuming_an_unknown_conversation_fails_before_the_app_opens(capsys) -> 
     assert "no conversation 'nope'" in capsys.readouterr().err
 
 
-def _chat_args(**overrides) -> argparse.Namespace:
-    return build_parser().parse_args(["chat", *overrides.get("argv", [])])
+def _starting_state(*argv: str) -> EmotionState:
+    config = chat_config(build_parser().parse_args(["chat", *argv]))
+    return starting_state(config.policy, config.generation.emotion, resumed=None)
 
 
 def test_a_new_chat_starts_in_the_mood_the_last_one_ended_in() -> None:
     assert load_last_state() is None
     save_last_state(EmotionState(vector=EmotionVector.pole("joy", 0.5), policy="soothe"))
-    state = starting_state(_chat_args(), resumed=None)
+    state = _starting_state()
     assert state.vector == EmotionVector.pole("joy", 0.5)
     assert state.policy == "mirror"  # the policy comes from the flags, the mood carries over
-    state = starting_state(_chat_args(argv=["--emotion", "calm", "--policy", "soothe"]), None)
+    state = _starting_state("--emotion", "calm", "--policy", "soothe")
     assert state.vector == EmotionVector.pole("calmness")
     assert state.policy == "soothe"

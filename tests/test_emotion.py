@@ -99,7 +99,6 @@ def test_arithmetic_blends_and_clamps() -> None:
     assert (joy - fear).values[:2] == (1.0, 1.0)
     assert (joy * 0.5)[0] == 0.5
     assert (0.5 * joy)[0] == 0.5
-    assert joy.lerp(fear, 0.25).values[:2] == (0.75, -0.25)
     assert joy.with_axis(7, 0.4)[7] == 0.4
 
 

@@ -49,15 +49,15 @@ def test_missing_default_model_names_the_install_command(monkeypatch) -> None:
 def test_a_broken_model_folder_fails_with_one_line(tmp_path) -> None:
     (tmp_path / "config.json").write_text('{"model_type": "llama"}')
     with pytest.raises(EmochatError, match="cannot load model") as caught:
-        load_model(LoadOptions(model=str(tmp_path), device="cpu"))
+        load_model(resolve_source(str(tmp_path)), LoadOptions(device="cpu"))
     assert "\n" not in str(caught.value)
 
 
 def test_bad_quant_and_dtype_are_refused(tiny_model_dir) -> None:
     with pytest.raises(EmochatError, match="quantization must be one of"):
-        load_model(LoadOptions(model=str(tiny_model_dir), quant="3bit"))
+        load_model(resolve_source(str(tiny_model_dir)), LoadOptions(quant="3bit"))
     with pytest.raises(EmochatError, match="dtype must be one of"):
-        load_model(LoadOptions(model=str(tiny_model_dir), dtype="int3"))
+        load_model(resolve_source(str(tiny_model_dir)), LoadOptions(dtype="int3"))
 
 
 def test_cuda_without_a_gpu_is_a_clear_error(tiny_model_dir) -> None:
@@ -66,11 +66,11 @@ def test_cuda_without_a_gpu_is_a_clear_error(tiny_model_dir) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(EmochatError, match="no CUDA GPU"):
-        load_model(LoadOptions(model=str(tiny_model_dir), device="cuda"))
+        load_model(resolve_source(str(tiny_model_dir)), LoadOptions(device="cuda"))
 
 
 def test_cpu_defaults_to_torchao_int4_with_bfloat16_activations(tiny_model_dir) -> None:
-    loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu"))
+    loaded = load_model(resolve_source(str(tiny_model_dir)), LoadOptions(device="cpu"))
     assert (loaded.info.quant, loaded.info.dtype) == ("int4", "bfloat16")
 
 
@@ -79,7 +79,9 @@ def test_unquantized_on_cpu_takes_bfloat16_only_where_the_cpu_computes_it(
     tiny_model_dir, monkeypatch, native, dtype
 ) -> None:
     monkeypatch.setattr(loading, "cpu_has_bfloat16", lambda: native)
-    loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", quant="none"))
+    loaded = load_model(
+        resolve_source(str(tiny_model_dir)), LoadOptions(device="cpu", quant="none")
+    )
     assert (loaded.info.quant, loaded.info.dtype) == ("none", dtype)
 
 
@@ -88,11 +90,13 @@ def test_without_torchao_the_cpu_default_is_unquantized_and_says_so(
 ) -> None:
     monkeypatch.setattr(loading, "torchao_available", lambda: False)
     notes: list[str] = []
-    loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu"), notes.append)
+    loaded = load_model(
+        resolve_source(str(tiny_model_dir)), LoadOptions(device="cpu"), notes.append
+    )
     assert loaded.info.quant == "none"
     assert any("torchao is not installed" in note for note in notes)
     with pytest.raises(EmochatError, match="needs torchao"):
-        load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", quant="4bit"))
+        load_model(resolve_source(str(tiny_model_dir)), LoadOptions(device="cpu", quant="4bit"))
 
 
 def test_four_bit_on_cpu_is_torchao_int4_on_every_linear_layer(tiny_model_dir) -> None:
@@ -101,7 +105,9 @@ def test_four_bit_on_cpu_is_torchao_int4_on_every_linear_layer(tiny_model_dir) -
     from emochat.emotion import EmotionVector
     from emochat.engine.generation import SamplingSettings
 
-    loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", quant="4bit"))
+    loaded = load_model(
+        resolve_source(str(tiny_model_dir)), LoadOptions(device="cpu", quant="4bit")
+    )
     linears = [m for m in loaded.model.modules() if isinstance(m, torch.nn.Linear)]
     assert linears and all("Int4" in type(m.weight).__name__ for m in linears)
     reply = transformers_backend(loaded).reply(

@@ -3,7 +3,8 @@ import pytest
 from emochat.detect.goemotions import auroc
 from emochat.detect.probe import ProbeDetector
 from emochat.emotion import EmotionVector
-from emochat.engine.steering import SteeringModulator, extract_directions
+from emochat.engine.extraction import extract_directions
+from emochat.engine.modulation.steering import SteeringModulator
 from emochat.errors import EmochatError
 from tests.conftest import transformers_backend
 

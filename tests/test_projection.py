@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from emochat.emotion import EmotionVector
-from emochat.engine.loading import LoadOptions, load_model
-from emochat.engine.modulation import build_modulator
-from emochat.engine.projection import (
+from emochat.engine.loading import LoadOptions, load_model, resolve_source
+from emochat.engine.modulation import build_modulator, choose_modulation
+from emochat.engine.modulation.projection import (
     PROJECTION_FILE,
     EmbeddingProjectionModulator,
     build_projection,
@@ -55,10 +55,12 @@ def checkpoint(tmp_path_factory) -> object:
 
 def test_an_adapter_folder_loads_its_base_and_applies_the_lora(checkpoint) -> None:
     base = load_model(
-        LoadOptions(model=str(checkpoint / "base"), device="cpu", quant="none", dtype="float32")
+        resolve_source(str(checkpoint / "base")),
+        LoadOptions(device="cpu", quant="none", dtype="float32"),
     )
     tuned = load_model(
-        LoadOptions(model=str(checkpoint / "adapter"), device="cpu", quant="none", dtype="float32")
+        resolve_source(str(checkpoint / "adapter")),
+        LoadOptions(device="cpu", quant="none", dtype="float32"),
     )
     assert tuned.info.adapter == str((checkpoint / "adapter").resolve())
     assert tuned.info.name == "adapter"
@@ -70,9 +72,11 @@ def test_an_adapter_folder_loads_its_base_and_applies_the_lora(checkpoint) -> No
 
 def test_auto_modulation_adds_three_times_the_projection_to_the_embeddings(checkpoint) -> None:
     loaded = load_model(
-        LoadOptions(model=str(checkpoint / "adapter"), device="cpu", quant="none", dtype="float32")
+        resolve_source(str(checkpoint / "adapter")),
+        LoadOptions(device="cpu", quant="none", dtype="float32"),
     )
-    modulator = build_modulator("auto", transformers_backend(loaded))
+    mode = choose_modulation("auto", resolve_source(str(checkpoint / "adapter")))
+    modulator = build_modulator(mode, transformers_backend(loaded))
     assert isinstance(modulator, EmbeddingProjectionModulator)
     embeddings = loaded.model.get_input_embeddings()
     ids = torch.tensor([[5, 9, 12]])
@@ -123,8 +127,9 @@ def test_embed_without_a_projection_is_a_clear_error(tiny_loaded, monkeypatch, t
         build_modulator("embed", transformers_backend(tiny_loaded))
     monkeypatch.setenv("EMOCHAT_CACHE", str(tmp_path))
     # auto on a plain model means steering; with no vectors and building off, the persona
+    mode = choose_modulation("auto", resolve_source(tiny_loaded.info.source))
     auto = build_modulator(
-        "auto", transformers_backend(tiny_loaded), build_vectors=False, progress=lambda m: None
+        mode, transformers_backend(tiny_loaded), build_directions=False, progress=lambda m: None
     )
     assert auto.name == "prompt"
 
@@ -132,7 +137,7 @@ def test_embed_without_a_projection_is_a_clear_error(tiny_loaded, monkeypatch, t
 def test_a_pickle_with_code_in_it_is_not_loaded(checkpoint, tmp_path) -> None:
     import pickle
 
-    from emochat.engine.projection import load_projection
+    from emochat.engine.modulation.projection import load_projection
 
     class Sneaky:
         def __reduce__(self):

@@ -10,7 +10,6 @@ from emochat.errors import EmochatError
 from emochat.state import (
     DEAD_ZONE,
     DECAY,
-    HALF_LIFE_TURNS,
     MAX_STEP,
     EmotionState,
     soothing_target,
@@ -29,7 +28,8 @@ def test_decay_toward_baseline_has_the_stated_half_life() -> None:
     while state.vector[0] > 0.5:
         state.observe(QUIET)
         turns += 1
-    assert turns == math.ceil(HALF_LIFE_TURNS) == 5
+    half_life_turns = math.log(0.5) / math.log(DECAY)
+    assert turns == math.ceil(half_life_turns) == 5
     assert state.vector[0] == pytest.approx(DECAY**turns)
 
 

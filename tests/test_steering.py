@@ -5,21 +5,15 @@ import pytest
 import torch
 
 from emochat.emotion import EmotionVector, parse_emotion
-from emochat.engine.control_vector import write_control_vector
-from emochat.engine.loading import LoadOptions, load_model
+from emochat.engine.directions import MAX_RELATIVE_NORM, EmotionDirections, write_control_vector
+from emochat.engine.extraction import default_band, directions_for, extract_directions
+from emochat.engine.layers import find_decoder_layers
+from emochat.engine.loading import LoadOptions, load_model, resolve_source
 from emochat.engine.modulation import CombinedModulator, build_modulator
-from emochat.engine.persona import PersonaModulator
-from emochat.engine.steering import (
-    MAX_RELATIVE_NORM,
-    EmotionDirections,
-    SteeringModulator,
-    default_band,
-    extract_directions,
-    find_decoder_layers,
-    vectors_for,
-)
+from emochat.engine.modulation.persona import PersonaModulator
+from emochat.engine.modulation.steering import SteeringModulator
 from emochat.errors import EmochatError
-from tests.conftest import transformers_backend
+from tests.conftest import next_token_logits, transformers_backend
 
 PROMPT = [{"role": "user", "content": "How are you feeling today?"}]
 
@@ -37,11 +31,11 @@ def _logits(model, text="Hello there") -> torch.Tensor:
 
 def test_extraction_gives_one_direction_per_axis_and_layer(tiny_loaded, tiny_directions) -> None:
     d = tiny_directions
-    assert d.directions.shape == (8, 4, 64)
+    assert d.values.shape == (8, 4, 64)
     assert d.residual_norms.shape == (4,)
     assert d.band == default_band(4) == (1, 2)
     assert all(scale > 0 and np.isfinite(scale) for scale in d.scales)
-    assert np.linalg.norm(d.directions, axis=-1).min() > 0
+    assert np.linalg.norm(d.values, axis=-1).min() > 0
     assert d.metadata["n_layers"] == 4
     assert d.metadata["hidden_size"] == 64
     assert d.metadata["prompt_set_version"] == 2
@@ -67,7 +61,7 @@ def test_offsets_respect_band_sign_and_cap(tiny_directions) -> None:
 def test_vector_files_round_trip(tiny_directions, tmp_path) -> None:
     tiny_directions.save(tmp_path)
     loaded = EmotionDirections.load(tmp_path)
-    assert np.array_equal(loaded.directions, tiny_directions.directions)
+    assert np.array_equal(loaded.values, tiny_directions.values)
     assert np.array_equal(loaded.residual_norms, tiny_directions.residual_norms)
     assert loaded.band == tiny_directions.band
     assert loaded.scales == pytest.approx(tiny_directions.scales)
@@ -156,9 +150,9 @@ def test_changing_the_vector_takes_effect_on_the_next_reply(tiny_loaded, tiny_di
     steering = SteeringModulator(tiny_directions, intensity=3)
     engine = transformers_backend(tiny_loaded, steering)
     try:
-        neutral = engine.next_token_logits(PROMPT, EmotionVector())
-        afraid = engine.next_token_logits(PROMPT, EmotionVector((-1.0,) * 8))
-        again = engine.next_token_logits(PROMPT, EmotionVector())
+        neutral = next_token_logits(engine, PROMPT, EmotionVector())
+        afraid = next_token_logits(engine, PROMPT, EmotionVector((-1.0,) * 8))
+        again = next_token_logits(engine, PROMPT, EmotionVector())
     finally:
         steering.detach()
     assert not np.allclose(afraid, neutral, atol=1e-4)
@@ -166,7 +160,9 @@ def test_changing_the_vector_takes_effect_on_the_next_reply(tiny_loaded, tiny_di
 
 
 def test_steering_works_on_a_4bit_model(tiny_model_dir, tiny_directions) -> None:
-    loaded = load_model(LoadOptions(model=str(tiny_model_dir), device="cpu", quant="4bit"))
+    loaded = load_model(
+        resolve_source(str(tiny_model_dir)), LoadOptions(device="cpu", quant="4bit")
+    )
     assert loaded.info.quant == "int4"
     before = _logits(loaded.model)
     steering = SteeringModulator(tiny_directions)
@@ -179,23 +175,23 @@ def test_steering_works_on_a_4bit_model(tiny_model_dir, tiny_directions) -> None
 
 def test_vectors_are_built_once_then_cached(tiny_loaded, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("EMOCHAT_CACHE", str(tmp_path))
-    assert vectors_for(tiny_loaded, build=False) is None
+    assert directions_for(tiny_loaded, build=False) is None
     messages: list[str] = []
-    built = vectors_for(tiny_loaded, messages.append)
+    built = directions_for(tiny_loaded, messages.append)
     assert any("building them once" in message for message in messages)
     monkeypatch.setattr(
-        "emochat.engine.steering.extract_directions",
+        "emochat.engine.extraction.extract_directions",
         lambda *a, **k: pytest.fail("built again"),
     )
-    cached = vectors_for(tiny_loaded)
-    assert np.array_equal(cached.directions, built.directions)
+    cached = directions_for(tiny_loaded)
+    assert np.array_equal(cached.values, built.values)
 
 
 def test_modulation_modes(tiny_loaded, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("EMOCHAT_CACHE", str(tmp_path))
     notes: list[str] = []
     fallback = build_modulator(
-        "steer", transformers_backend(tiny_loaded), build_vectors=False, progress=notes.append
+        "steer", transformers_backend(tiny_loaded), build_directions=False, progress=notes.append
     )
     assert isinstance(fallback, PersonaModulator)
     assert "persona prompt instead" in notes[0]

@@ -11,8 +11,12 @@ import torch
 
 from emochat.cli import main
 from emochat.emotion import EmotionVector
-from emochat.engine.loading import LoadOptions, load_model
-from emochat.engine.projection import PROJECTION_FILE, EmbeddingProjectionModulator, load_projection
+from emochat.engine.loading import LoadOptions, load_model, resolve_source
+from emochat.engine.modulation.projection import (
+    PROJECTION_FILE,
+    EmbeddingProjectionModulator,
+    load_projection,
+)
 from emochat.errors import EmochatError
 from emochat.training.data import IGNORE, collate, load_examples
 from emochat.training.model import EmotionTrainee
@@ -85,7 +89,9 @@ def test_the_vector_is_what_tells_the_replies_apart(tiny_base, data_file, tmp_pa
     token under joy is the first token of the joyful reply, and under sadness of the sad one."""
     out = tmp_path / "ckpt"
     assert main(_train_args(tiny_base, data_file, out, "--epochs", "10")) == 0
-    loaded = load_model(LoadOptions(model=str(out), device="cpu", quant="none", dtype="float32"))
+    loaded = load_model(
+        resolve_source(str(out)), LoadOptions(device="cpu", quant="none", dtype="float32")
+    )
     modulator = EmbeddingProjectionModulator(load_projection(out, loaded.info.hidden_size))
     modulator.attach(loaded.model)
     prompt = loaded.tokenizer.apply_chat_template(
@@ -114,7 +120,8 @@ def test_resume_repeats_the_uninterrupted_losses(tiny_model_dir, data_file, tmp_
 
     def fresh() -> tuple[EmotionTrainee, list, int]:
         loaded = load_model(
-            LoadOptions(model=str(tiny_model_dir), device="cpu", quant="none", dtype="float32")
+            resolve_source(str(tiny_model_dir)),
+            LoadOptions(device="cpu", quant="none", dtype="float32"),
         )
         examples = load_examples(data_file, loaded.tokenizer, settings.max_length)
         trainee = EmotionTrainee(loaded.model, "linear", 8, loaded.info.hidden_size, 0)
@@ -221,10 +228,11 @@ def test_the_shipped_checkpoint_moves_the_default_models_mood(
     """Offline, ``--modulation embed`` on the default model loads the shipped projection and
     LoRA, and the joy vector makes replies read more joyful than the sadness vector."""
     from emochat.detect import load_detector
-    from emochat.engine.projection import shipped_embed_checkpoint
+    from emochat.engine.loading import resolve_source
+    from emochat.engine.modulation.projection import shipped_embed_checkpoint
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert shipped_embed_checkpoint("default") is not None
+    assert shipped_embed_checkpoint(resolve_source("default")) is not None
     prompts = tmp_path / "prompts.txt"
     prompts.write_text(
         "How was your day?\nTell me about your weekend plans.\nWhat do you think of rain?\n"
@@ -279,7 +287,8 @@ def test_train_data_writes_judged_records_that_train_reads(model_cache, tmp_path
         if any(record["vector"]):
             assert record["judged"]["mood"] >= 0.15
     from emochat.engine.backends import open_backend
-    from emochat.engine.loading import LoadOptions
+    from emochat.engine.loading import LoadOptions, resolve_source
 
-    tokenizer = open_backend(LoadOptions(backend="llama.cpp"), lambda _: None).tokenizer
+    source = resolve_source("default")
+    tokenizer = open_backend(source, LoadOptions(backend="llama.cpp"), lambda _: None).tokenizer
     assert len(load_examples(out, tokenizer, 128)) == len(records)

@@ -14,6 +14,7 @@ import pytest
 from emochat.cli import main
 from emochat.emotion import EmotionVector
 from emochat.errors import EmochatError
+from emochat.export import to_markdown
 from emochat.session import ChatSession
 from emochat.state import EmotionState
 from emochat.transcripts import (
@@ -24,7 +25,6 @@ from emochat.transcripts import (
     read_transcript,
     transcripts_dir,
 )
-from emochat.transcripts_cli import to_markdown
 from tests.fakes import FakeBackend
 
 
@@ -341,8 +341,8 @@ def test_cli_search_finds_words_in_any_message_with_where(capsys) -> None:
 
 
 def test_a_chat_reopens_with_its_own_sampling_and_system_prompt() -> None:
-    from emochat.chat import saved_sampling
     from emochat.engine.generation import SamplingSettings
+    from emochat.runtime.restore import saved_sampling
 
     writer = write_conversation(
         turns=1,
@@ -371,9 +371,9 @@ def test_conversations_started_in_the_same_second_get_their_own_files(monkeypatc
 
 
 def test_a_chat_reopens_with_its_own_steering_strength() -> None:
-    from emochat.chat import saved_intensity
     from emochat.engine.modulation import CombinedModulator, set_intensity
-    from emochat.engine.persona import PersonaModulator
+    from emochat.engine.modulation.persona import PersonaModulator
+    from emochat.runtime.restore import saved_intensity
 
     assert saved_intensity({"intensity": 2.5}, 1.0) == 2.5
     for broken in ({"intensity": 9}, {"intensity": "high"}, {"intensity": True}, {}):
@@ -381,6 +381,10 @@ def test_a_chat_reopens_with_its_own_steering_strength() -> None:
 
     class Steering(PersonaModulator):
         intensity = 1.0
+
+        def set_intensity(self, intensity: float) -> bool:
+            self.intensity = intensity
+            return True
 
     steering = Steering()
     both = CombinedModulator([steering, PersonaModulator()])

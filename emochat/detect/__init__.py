@@ -5,32 +5,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
+from emochat.detect.types import Detector, Reading
 from emochat.emotion import EmotionVector
 from emochat.errors import EmochatError
 
+if TYPE_CHECKING:
+    from emochat.engine.backends.transformers_backend import TransformersBackend
+
+__all__ = [
+    "DETECTOR_CHOICES",
+    "BackgroundDetector",
+    "Detector",
+    "Reading",
+    "load_detector",
+    "read_many",
+]
+
 DETECTOR_CHOICES = ("minilm", "vader", "probe")
-
-
-@dataclass(frozen=True)
-class Reading:
-    vector: EmotionVector
-    confidence: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"vector": self.vector.to_list(), "confidence": round(self.confidence, 4)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Reading:
-        return cls(EmotionVector.from_json(data["vector"]), float(data["confidence"]))
-
-
-class Detector(Protocol):
-    name: str
-
-    def read(self, text: str) -> Reading: ...
 
 
 def read_many(detector: Detector, texts: list[str]) -> list[Reading]:
@@ -39,9 +32,10 @@ def read_many(detector: Detector, texts: list[str]) -> list[Reading]:
     return batched(texts) if batched else [detector.read(text) for text in texts]
 
 
-def load_detector(name: str, backend: Any = None) -> Detector:
+def load_detector(name: str, backend: TransformersBackend | None = None) -> Detector:
     """The detector called ``name``; ``probe`` reads the chat model's own hidden states and so
-    needs the transformers backend that runs it (its modulation is switched off while reading)."""
+    needs the transformers backend that runs it (its modulation is switched off while reading;
+    the runtime decides which backend a probe gets)."""
     if name == "vader":
         from emochat.detect.vader import VaderDetector
 
@@ -51,7 +45,7 @@ def load_detector(name: str, backend: Any = None) -> Detector:
 
         return TunedDetector()
     if name == "probe":
-        if getattr(backend, "kind", None) != "transformers":
+        if backend is None:
             raise EmochatError(
                 "the probe detector needs the chat model on the transformers backend"
             )

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from emochat.detect import Reading
+from emochat.detect.types import Reading
 from emochat.emotion import AXES, EmotionVector
 from emochat.errors import EmochatError
 

@@ -12,15 +12,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from emochat.detect import Reading
+from emochat.detect.types import Reading
 from emochat.emotion import EmotionVector
+from emochat.engine.directions import EmotionDirections, find_directions
+from emochat.engine.extraction import load_prompt_set
+from emochat.engine.layers import block_hidden, find_decoder_layers
 from emochat.engine.loading import LoadedModel
-from emochat.engine.steering import (
-    EmotionDirections,
-    find_decoder_layers,
-    find_vectors,
-    load_prompt_set,
-)
 from emochat.errors import EmochatError
 
 
@@ -35,7 +32,7 @@ class ProbeDetector:
     ) -> None:
         import torch
 
-        directions = directions or find_vectors(loaded.info)
+        directions = directions or find_directions(loaded.info)
         if directions is None:
             raise EmochatError(
                 f"the probe detector needs emotion vectors for {loaded.info.name}; "
@@ -45,7 +42,7 @@ class ProbeDetector:
         self._guard = guard
         self._layers = find_decoder_layers(loaded.model)
         start, stop = directions.band
-        band = torch.from_numpy(directions.directions[:, start:stop])
+        band = torch.from_numpy(directions.values[:, start:stop])
         self._band = (start, stop)
         self._units = band / band.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         baseline = torch.stack([self._projections(text) for text in load_prompt_set()["questions"]])
@@ -61,7 +58,7 @@ class ProbeDetector:
         pooled: list[Any] = []
 
         def record(module: Any, args: Any, output: Any) -> None:
-            hidden = output[0] if isinstance(output, tuple) else output
+            hidden = block_hidden(output)
             # Skip the first position: it soaks up attention and has an outsized norm.
             tokens = hidden[0, 1:] if hidden.shape[1] > 1 else hidden[0]
             pooled.append(tokens.float().mean(0).cpu())

@@ -2,8 +2,8 @@
 train split plus hand-written seeds (emochat/data/detector_seeds.json: the poles GoEmotions has
 no label for, and plain good news, bad news and threats, which Reddit comments rarely are).
 
-    python -m emochat.detect.train [--data ../shared/data/goemotions] [--out PATH]
-                                   [--epochs 4] [--seed 0] [--limit N]
+    emochat train-detector [--data ../shared/data/goemotions] [--out PATH]
+                           [--epochs 4] [--seed 0] [--limit N]
 
 Reproducible (a fixed seed), with the loss as it trains and the dev AUROC after each epoch; it
 keeps the epoch that scored best on dev and stops once another epoch does not beat it. The
@@ -14,7 +14,6 @@ in the saved file. Uses CUDA when there is one; the shipped detector took 32 min
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -32,7 +31,7 @@ from emochat.detect.embedding import (
     reading_from_probabilities,
 )
 from emochat.detect.goemotions import Example, data_dir, load_split, score_poles
-from emochat.detect.tuned import MAX_TOKENS, lora_config, save_tuned, tuned_path
+from emochat.detect.tuned import MAX_TOKENS, lora_config, save_tuned
 
 SEED_REPEATS = 8  # each seed sentence stands for this many examples, or 16 would be noise
 POS_WEIGHT_CAP = 20.0  # rare poles weigh up to 20× in the loss, so they are not ignored
@@ -192,39 +191,35 @@ def calibrate(path: Path, dev: list[Example]) -> tuple[float, float]:
     return scale, bias
 
 
-def main(argv: list[str] | None = None) -> None:
+def train_detector(
+    data: str | None, out: Path, epochs: int, lr: float, seed: int, limit: int | None
+) -> None:
+    """Fine-tune the detector on GoEmotions in ``data`` (default: the shared folder), keep the
+    best epoch by dev mean pole AUROC, calibrate its confidence on dev, and save it to ``out``
+    (``emochat train-detector``)."""
     import torch
-
-    parser = argparse.ArgumentParser(description="Fine-tune the emotion detector.")
-    parser.add_argument("--data", help="GoEmotions folder (default ../shared/data/goemotions)")
-    parser.add_argument("--out", type=Path, default=tuned_path())
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, help="train on the first N examples (a quick try)")
-    args = parser.parse_args(argv)
 
     started = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
-    folder = data_dir(args.data)
+    folder = data_dir(data)
     train, dev = load_split("train", folder), load_split("dev", folder)
-    if args.limit:
-        train, dev = train[: args.limit], dev[: max(args.limit // 4, 50)]
+    if limit:
+        train, dev = train[:limit], dev[: max(limit // 4, 50)]
     texts, rows = training_rows(train)
     labels = torch.tensor(rows, device=device)
     positives = labels.sum(0).clamp_min(1)
     pos_weight = ((labels.shape[0] - positives) / positives).clamp(max=POS_WEIGHT_CAP)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    trainer = Trainer(device, args.seed, args.lr)
-    rng = random.Random(args.seed)
+    trainer = Trainer(device, seed, lr)
+    rng = random.Random(seed)
     lengths = [len(ids) for ids in trainer.tokenizer(texts, truncation=True)["input_ids"]]
     print(f"Training on {len(texts)} texts ({len(train)} GoEmotions + seeds), {device}", flush=True)
 
     best: tuple[float, int, dict[str, Any], dict[str, float]] | None = None
     history = []
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(1, epochs + 1):
         loss = trainer.epoch(texts, labels, length_batches(lengths, rng), loss_fn)
         scores = dev_scores(trainer, dev)
         mean = mean_pole_auroc(scores)
@@ -240,12 +235,12 @@ def main(argv: list[str] | None = None) -> None:
     trainer.restore(best[2])
     record = {
         "config": {
-            "seed": args.seed,
-            "lr": args.lr,
+            "seed": seed,
+            "lr": lr,
             "batch": BATCH,
             "max_tokens": MAX_TOKENS,
-            "epochs_max": args.epochs,
-            "limit": args.limit,
+            "epochs_max": epochs,
+            "limit": limit,
             "pos_weight_cap": POS_WEIGHT_CAP,
             "seed_repeats": SEED_REPEATS,
         },
@@ -255,12 +250,8 @@ def main(argv: list[str] | None = None) -> None:
         "minutes": round((time.perf_counter() - started) / 60, 1),
         "device": device if device == "cuda" else f"cpu x{torch.get_num_threads()}",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_tuned(args.out, trainer.encoder, trainer.head, record)
-    scale, bias = calibrate(args.out, dev)
-    print(f"Saved {args.out} (epoch {best[1]}, dev mean pole AUROC {best[0]:.4f}; ")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_tuned(out, trainer.encoder, trainer.head, record)
+    scale, bias = calibrate(out, dev)
+    print(f"Saved {out} (epoch {best[1]}, dev mean pole AUROC {best[0]:.4f}; ")
     print(f"  confidence calibrated on dev: p(neutral) = sigmoid({scale:.3f} x + {bias:.3f}))")
-
-
-if __name__ == "__main__":
-    main()

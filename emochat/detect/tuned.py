@@ -16,13 +16,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from emochat.detect import Reading
 from emochat.detect.embedding import (
     OUTPUTS,
     minilm_path,
     pooled_batches,
     reading_from_probabilities,
 )
+from emochat.detect.types import Reading
 from emochat.errors import EmochatError
 
 TUNED_FILE = "data/detector_tuned.safetensors"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emochat.detect import Reading
+from emochat.detect.types import Reading
 from emochat.emotion import EmotionVector
 
 

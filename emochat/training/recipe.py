@@ -8,17 +8,21 @@ Trained on these, the projection and the LoRA learn to produce the mood from the
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import re
 import statistics
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emochat.emotion import N_AXES, EmotionVector
 from emochat.errors import EmochatError
+from emochat.progress import Progress
+
+if TYPE_CHECKING:
+    from emochat.detect import Detector
+    from emochat.engine.backends.base import Backend
 
 # A steered reply is kept when the detector's reading, projected on the unit vector asked for,
 # reaches this, and its on-topic similarity is at least this share of the unsteered replies'.
@@ -58,33 +62,37 @@ def whole_sentences(text: str) -> str | None:
 
 
 def build_training_set(
-    args: argparse.Namespace, out: Path, progress: Callable[[str], None]
+    engine: Backend,
+    detector: Detector,
+    out: Path,
+    *,
+    count: int,
+    tokens: int,
+    seed: int,
+    progress: Progress,
 ) -> tuple[int, int]:
-    """Generate ``args.count`` replies, write the kept ones to ``out``; (kept, generated)."""
-    from emochat.detect import load_detector, read_many
+    """Generate ``count`` replies of up to ``tokens`` on ``engine`` (which steers), keep those
+    ``detector`` reads in the asked mood and on the question, write them to ``out``;
+    (kept, generated)."""
+    from emochat.detect import read_many
     from emochat.detect.embedding import SentenceEncoder
-    from emochat.engine.backends import open_backend
     from emochat.engine.generation import SamplingSettings
-    from emochat.engine.modulation import build_modulator
-    from emochat.options import load_options_from_args
 
-    rng = random.Random(args.seed)
+    rng = random.Random(seed)
     prompts = load_prompts()
     rng.shuffle(prompts)
-    engine = open_backend(load_options_from_args(args), progress)
-    engine.use(build_modulator("steer", engine, progress=progress))
     samples = []
-    for index in range(args.count):
+    for index in range(count):
         prompt, vector = prompts[index % len(prompts)], sample_vector(rng)
-        settings = SamplingSettings(max_new_tokens=args.tokens, seed=args.seed + index)
+        settings = SamplingSettings(max_new_tokens=tokens, seed=seed + index)
         reply = engine.reply([{"role": "user", "content": prompt}], vector, settings).finish()
         samples.append((prompt, vector, whole_sentences(reply)))
         if (index + 1) % 100 == 0:
-            progress(f"{index + 1}/{args.count} replies")
+            progress(f"{index + 1}/{count} replies")
     finished = [sample for sample in samples if sample[2]]
     if not finished:
         raise EmochatError("no reply finished a sentence; try more --tokens")
-    encoder, detector = SentenceEncoder(), load_detector("minilm")
+    encoder = SentenceEncoder()
     similarity = (
         (encoder.encode([p for p, _, _ in finished]) * encoder.encode([r for _, _, r in finished]))
         .sum(-1)

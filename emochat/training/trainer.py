@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from emochat.errors import EmochatError
+from emochat.progress import Progress
 from emochat.training.data import Example, collate
 from emochat.training.model import EmotionTrainee
 
@@ -94,7 +95,7 @@ def train(
     out: Path,
     pad_id: int,
     resume: bool = False,
-    progress: Callable[[str], None] = print,
+    progress: Progress = print,
 ) -> TrainResult:
     import torch
 

@@ -26,11 +26,12 @@ from emochat.chats import Chats
 from emochat.clipboard import copy_with_system_tool
 from emochat.emotion import AXES, EmotionVector, preset
 from emochat.errors import EmochatError
+from emochat.export import to_markdown
 from emochat.paths import write_private
+from emochat.progress import Progress
 from emochat.session import ChatSession, OnPiece, TurnResult
 from emochat.terminal import inert
 from emochat.transcripts import Exchange
-from emochat.transcripts_cli import to_markdown
 from emochat.tui.chats_screen import ChatsScreen, Choice
 from emochat.tui.help_screen import HelpScreen
 from emochat.tui.themes import DEFAULT_THEME, load_themes
@@ -42,7 +43,6 @@ from emochat.tui.widgets import (
     reply_markdown,
 )
 
-Progress = Callable[[str], None]
 Connect = Callable[[Progress], Chats]
 NUDGE = 0.1
 # Exchanges mounted at once: a long conversation opens at its end at once, and "Show earlier"

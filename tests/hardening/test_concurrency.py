@@ -38,7 +38,7 @@ def test_processes_saving_the_mood_at_once_leave_one_whole_file() -> None:
     _spawn(
         """
         import sys
-        from emochat.chat import save_last_state
+        from emochat.last_mood import save_last_state
         from emochat.emotion import EmotionVector
         from emochat.state import EmotionState
         value = int(sys.argv[1]) / 10

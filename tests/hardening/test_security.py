@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emochat.chat import save_last_state
+from emochat.last_mood import save_last_state
 from emochat.paths import data_dir
 from emochat.state import EmotionState
 from emochat.transcripts import TranscriptWriter, read_transcript, transcripts_dir

@@ -9,19 +9,18 @@ the llama.cpp build cannot offload to the GPU.
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING
 
-from emochat.engine.backends.base import Backend
-from emochat.engine.loading import (
-    BACKEND_CHOICES,
-    LoadOptions,
-    ModelSource,
-    Progress,
-    load_model,
-    resolve_source,
-)
+from emochat.engine.loading import LoadOptions, ModelSource, load_model
 from emochat.errors import EmochatError
+from emochat.progress import Progress
 
-__all__ = ["BACKEND_CHOICES", "Backend", "choose_backend", "open_backend"]
+if TYPE_CHECKING:
+    from emochat.engine.backends.base import Backend
+
+__all__ = ["BACKEND_CHOICES", "choose_backend", "open_backend"]
+
+BACKEND_CHOICES = ("auto", "transformers", "llama.cpp")
 
 
 def _llama_cpp_installed() -> bool:
@@ -31,7 +30,8 @@ def _llama_cpp_installed() -> bool:
 def _llama_cpp_blocker(source: ModelSource, options: LoadOptions) -> str | None:
     """Why llama.cpp cannot run this model as asked, or ``None`` when it can."""
     if source.kind != "gguf":
-        return f"llama.cpp runs .gguf files, and {options.model} is a {source.kind} model"
+        name = source.requested or source.display_name
+        return f"llama.cpp runs .gguf files, and {name} is a {source.kind} model"
     if source.adapter is not None:
         return "llama.cpp cannot apply a PEFT adapter and its emotion projection"
     if options.quant != "auto":
@@ -67,9 +67,8 @@ def choose_backend(source: ModelSource, options: LoadOptions, progress: Progress
     return "transformers"
 
 
-def open_backend(options: LoadOptions, progress: Progress) -> Backend:
+def open_backend(source: ModelSource, options: LoadOptions, progress: Progress) -> Backend:
     """Load the model on the backend ``options`` ask for (or the best one, for ``auto``)."""
-    source = resolve_source(options.model)
     if choose_backend(source, options, progress) == "llama.cpp":
         from emochat.engine.backends.llamacpp_backend import LlamaCppBackend
 
@@ -78,4 +77,4 @@ def open_backend(options: LoadOptions, progress: Progress) -> Backend:
         return LlamaCppBackend.load(source, options, progress)
     from emochat.engine.backends.transformers_backend import TransformersBackend
 
-    return TransformersBackend(load_model(options, progress))
+    return TransformersBackend(load_model(source, options, progress))

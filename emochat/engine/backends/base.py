@@ -1,6 +1,6 @@
 """What every backend shares: the modulator around each reply, one reply at a time, the
 prompt built to fit the context, and the key/value cache of the common prefix kept between
-replies. A backend adds how it runs the model (``_run``) and how it reads next-token logits."""
+replies. A backend adds how it runs the model (``_run``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from emochat.emotion import EmotionVector
+from emochat.engine.directions import EmotionDirections
 from emochat.engine.generation import (
     Emit,
     IncrementalDecoder,
@@ -23,10 +24,10 @@ from emochat.engine.generation import (
     stream_reply,
 )
 from emochat.engine.loading import LoadedModel, ModelInfo
-from emochat.engine.modulators import Modulator, NoModulation
+from emochat.engine.modulation.base import Modulator, NoModulation
 from emochat.engine.prompt import ChatMessage, build_prompt_ids
-from emochat.engine.steering import EmotionDirections, Progress
 from emochat.errors import EmochatError
+from emochat.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -147,25 +148,7 @@ class Backend(ABC):
             limit=0 if settings.ignore_eos else settings.max_new_tokens,
         )
 
-    def next_token_logits(self, messages: list[ChatMessage], emotion: EmotionVector) -> Any:
-        """The logits of the reply's first token (float32 numpy, vocabulary-sized): what the
-        mood does to the model's very next choice, for evaluations and tests."""
-        self._acquire()
-        try:
-            prompt_ids, keep = self._prepare(messages, emotion, 1)
-            self._prefix = PrefixCache()
-            logits = self._logits(prompt_ids, keep)
-            self._prefix = PrefixCache(list(prompt_ids), len(prompt_ids))
-            return logits
-        finally:
-            self._busy.release()
-
     @abstractmethod
     def _run(self, job: Generation) -> tuple[int, list[int]]:
         """Generate after the prompt, reusing at most ``job.keep`` cached tokens, emitting each
         token id. Returns how many it reused, and the tokens the cache now holds."""
-
-    @abstractmethod
-    def _logits(self, prompt_ids: list[int], keep: int) -> Any:
-        """Evaluate the prompt, reusing at most ``keep`` cached tokens; the last position's
-        logits. The cache then holds exactly ``prompt_ids``."""

@@ -5,11 +5,10 @@ prefix between replies (``Llama.generate`` matches it; :class:`PrefixCache` boun
 from __future__ import annotations
 
 import ctypes
-from contextlib import ExitStack
 from typing import Any
 
 from emochat.engine.backends.base import Backend, Generation
-from emochat.engine.control_vector import ControlVectorModulator
+from emochat.engine.directions import EmotionDirections
 from emochat.engine.generation import common_prefix_length
 from emochat.engine.loading import (
     LoadedModel,
@@ -20,10 +19,10 @@ from emochat.engine.loading import (
     load_model,
     prompt_threads,
 )
-from emochat.engine.modulation import modulator_parts
-from emochat.engine.modulators import Modulator
-from emochat.engine.steering import EmotionDirections, Progress
+from emochat.engine.modulation.base import Modulator
+from emochat.engine.modulation.control_vector import ControlVectorModulator
 from emochat.errors import EmochatError
+from emochat.progress import Progress
 
 LLAMA_CPP_INSTALL = 'pip install "emochat[llamacpp]"'
 # The context is capped: llama.cpp allocates the whole key/value cache up front, and a model
@@ -93,11 +92,12 @@ def gpu_offload_available() -> bool:
 class LlamaCppBackend(Backend):
     kind = "llama.cpp"
 
-    def __init__(self, llama: Any, info: ModelInfo, threads: int) -> None:
+    def __init__(self, llama: Any, source: ModelSource, info: ModelInfo, threads: int) -> None:
         super().__init__()
         import llama_cpp
 
         self._llama = llama
+        self._source = source
         self._vocab = llama_cpp.llama_model_get_vocab(llama.model)
         self._threads = threads
         self.info = info
@@ -140,7 +140,7 @@ class LlamaCppBackend(Backend):
             context_length=min(int(llama.n_ctx()), trained) if trained > 0 else llama.n_ctx(),
             backend=cls.kind,
         )
-        return cls(llama, info, threads)
+        return cls(llama, source, info, threads)
 
     def _modulation_target(self) -> Any:
         return self._llama
@@ -151,9 +151,8 @@ class LlamaCppBackend(Backend):
     def extraction_model(self, progress: Progress) -> LoadedModel:
         """The same GGUF through transformers (converted once and cached), on the CPU."""
         return load_model(
-            LoadOptions(
-                model=self.info.source, device="cpu", dtype="float32", threads=self._threads
-            ),
+            self._source,
+            LoadOptions(device="cpu", dtype="float32", threads=self._threads),
             progress,
         )
 
@@ -165,10 +164,7 @@ class LlamaCppBackend(Backend):
         cached = [int(token) for token in llama.input_ids[: min(llama.n_tokens, keep)]]
         llama.n_tokens = reused = common_prefix_length(cached, prompt_ids)
         if reused < len(prompt_ids) - 1:
-            with ExitStack() as stack:
-                for part in modulator_parts(self.modulator):
-                    if isinstance(part, ControlVectorModulator):
-                        stack.enter_context(part.suspended())
+            with self.modulator.prompt_phase():
                 llama.eval(prompt_ids[reused:-1])
         return reused
 
@@ -200,13 +196,3 @@ class LlamaCppBackend(Backend):
                 break
         tokens.close()
         return reused, self._cached()
-
-    def _logits(self, prompt_ids: list[int], keep: int) -> Any:
-        import llama_cpp
-        import numpy as np
-
-        llama = self._llama
-        self._read_prompt(prompt_ids, keep)
-        llama.eval(prompt_ids[llama.n_tokens :])
-        row = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
-        return np.ctypeslib.as_array(row, shape=(llama.n_vocab(),)).copy()

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from emochat.engine.backends.base import Backend, Generation
+from emochat.engine.directions import EmotionDirections
 from emochat.engine.generation import Emit
 from emochat.engine.loading import LoadedModel
-from emochat.engine.modulators import Modulator
-from emochat.engine.projection import PROJECTION_FILE
-from emochat.engine.steering import EmotionDirections, Progress, SteeringModulator
+from emochat.engine.modulation.base import Modulator
+from emochat.engine.modulation.projection import PROJECTION_FILE
+from emochat.engine.modulation.steering import SteeringModulator
 from emochat.errors import EmochatError
+from emochat.progress import Progress
 
 OUT_OF_MEMORY = "out of memory while generating; a 4-bit model needs about a quarter of it"
 
@@ -129,20 +131,6 @@ class TransformersBackend(Backend):
         if self._cache is None:
             return reused, []
         return reused, output.sequences[0].tolist()[: self._cache.get_seq_length()]
-
-    def _logits(self, prompt_ids: list[int], keep: int) -> Any:
-        import torch
-
-        past = self._past(keep)
-        start = keep if past is not None else 0
-        with torch.inference_mode():
-            output = self.model(
-                input_ids=self._input(prompt_ids[start:]),
-                use_cache=True,
-                **{self._cache_argument: past},
-            )
-        self._cache = self._returned_cache(output)
-        return output.logits[0, -1].float().cpu().numpy()
 
     def _pad_token_id(self) -> int | None:
         tokenizer = self.tokenizer

@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 
-from emochat.detect import Detector, Reading, load_detector, read_many
+from emochat.cli.output import progress_printer
+from emochat.cli.settings import detect_config
+from emochat.detect import Detector, Reading, read_many
 from emochat.emotion import AXES
 from emochat.errors import EmochatError
 from emochat.textfiles import stdin_lines
@@ -32,14 +34,11 @@ def _record(text: str, reading: Reading) -> str:
 def run_detect(args: argparse.Namespace) -> int:
     import torch
 
-    torch.set_num_threads(1)  # measured: one thread reads a message in ~16 ms, two can stall
-    backend = None
-    if args.detector == "probe":
-        from emochat.engine.backends import open_backend
-        from emochat.options import load_options_from_args, progress_printer
+    from emochat.runtime import Runtime
 
-        backend = open_backend(load_options_from_args(args), progress_printer)
-    detector = load_detector(args.detector, backend)
+    runtime = Runtime(detect_config(args), progress_printer)  # every flag checked first
+    torch.set_num_threads(1)  # measured: one thread reads a message in ~16 ms, two can stall
+    detector = runtime.detector()
     if args.jsonl:
         if args.text:
             raise EmochatError("--jsonl reads texts from stdin; give no TEXT")

@@ -4,7 +4,7 @@ system prompt. Works with any model, including ones with no steering vectors."""
 from __future__ import annotations
 
 from emochat.emotion import AXES, POLE_ADJECTIVES, EmotionVector
-from emochat.engine.modulators import NoModulation
+from emochat.engine.modulation.base import Modulator
 
 # (lower bound of |value|, adverb); values under the first bound are not mentioned.
 DEGREES = ((0.85, "extremely"), (0.6, "very"), (0.35, "quite"), (0.15, "slightly"))
@@ -36,7 +36,7 @@ def persona_prompt(emotion: EmotionVector) -> str | None:
     )
 
 
-class PersonaModulator(NoModulation):
+class PersonaModulator(Modulator):
     """Leaves the model alone and speaks through the system prompt instead."""
 
     name = "prompt"

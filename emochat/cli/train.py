@@ -1,14 +1,15 @@
-"""``emochat train`` and ``emochat train-data``: teach a model the emotion vector, and build the
-data to teach it with."""
+"""``emochat train``, ``emochat train-data`` and ``emochat train-detector``: teach a model the
+emotion vector, build the data to teach it with, and fine-tune the detector."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from emochat.errors import EmochatError
-from emochat.options import progress_printer
-from emochat.vectors_cli import check_writable
+from emochat.cli.output import progress_printer
+from emochat.cli.settings import train_data_config
+from emochat.cli.vectors import check_writable
+from emochat.runtime.config import ModelConfig, RunConfig
 
 
 def base_spec(base: str) -> str:
@@ -19,14 +20,13 @@ def base_spec(base: str) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from emochat.engine.loading import LoadOptions, load_model
+    from emochat.runtime import Runtime
     from emochat.training.card import write_card
     from emochat.training.data import load_examples
     from emochat.training.model import EmotionTrainee
     from emochat.training.trainer import TrainSettings, train
 
     data, out = Path(args.data).expanduser(), Path(args.out).expanduser()
-    check_writable(out)
     settings = TrainSettings(
         base=base_spec(args.base),
         layout=args.layout,
@@ -40,25 +40,16 @@ def run_train(args: argparse.Namespace) -> int:
         save_every=args.save_every,
         seed=args.seed,
     )
-    device = args.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.quant == "4bit" and not device.startswith("cuda"):
-        raise EmochatError("--quant 4bit (QLoRA) needs a CUDA GPU; on the CPU train with none")
-    options = LoadOptions(
+    model = ModelConfig(
         model=settings.base,
-        device=device,
+        backend="transformers",
         quant=args.quant,
-        dtype="float32" if device == "cpu" else "bfloat16",
+        device=args.device,
         threads=args.threads,
     )
-    loaded = load_model(options, progress_printer)
-    if args.quant == "4bit":
-        from peft import prepare_model_for_kbit_training
-
-        loaded.model = prepare_model_for_kbit_training(loaded.model)
+    runtime = Runtime(RunConfig(model=model), progress_printer)
+    check_writable(out)
+    loaded = runtime.training_model()
     examples = load_examples(data, loaded.tokenizer, settings.max_length)
     pad_id = loaded.tokenizer.pad_token_id
     if pad_id is None:
@@ -68,7 +59,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     progress_printer(
         f"Training {loaded.info.name} on {len(examples)} examples "
-        f"({settings.total_steps(len(examples))} steps, {device})…"
+        f"({settings.total_steps(len(examples))} steps, {loaded.info.device})…"
     )
     result = train(trainee, examples, settings, out, pad_id, args.resume, progress_printer)
     trainee.save(out, settings.base)
@@ -78,10 +69,30 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_train_data(args: argparse.Namespace) -> int:
+    from emochat.runtime import Runtime
     from emochat.training.recipe import build_training_set
 
     out = Path(args.out).expanduser()
+    runtime = Runtime(train_data_config(args), progress_printer)
     check_writable(out.parent)
-    kept, made = build_training_set(args, out, progress_printer)
+    kept, made = build_training_set(
+        runtime.backend(),
+        runtime.detector(),
+        out,
+        count=args.count,
+        tokens=args.tokens,
+        seed=args.seed,
+        progress=progress_printer,
+    )
     print(f"Kept {kept} of {made} replies: {out}")
+    return 0
+
+
+def run_train_detector(args: argparse.Namespace) -> int:
+    from emochat.detect.train import train_detector
+    from emochat.detect.tuned import tuned_path
+
+    out = Path(args.out).expanduser() if args.out else tuned_path()
+    check_writable(out.parent)
+    train_detector(args.data, out, args.epochs, args.lr, args.seed, args.limit)
     return 0

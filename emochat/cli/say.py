@@ -7,12 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+from emochat.cli.output import progress_printer, warn
+from emochat.cli.settings import say_config
 from emochat.emotion import EmotionVector
-from emochat.engine.backends import Backend
 from emochat.errors import EmochatError
-from emochat.options import emotion_from_args, open_engine, sampling_from_args, warn
-from emochat.session import ChatSession, TurnResult, conversation_header, start_transcript
-from emochat.state import EmotionState
+from emochat.session import ChatSession, TurnResult
 from emochat.terminal import inert
 from emochat.textfiles import read_stdin, read_text
 
@@ -31,37 +30,16 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
     return [args.prompt]
 
 
-def open_session(args: argparse.Namespace, engine: Backend, emotion: EmotionVector) -> ChatSession:
-    """A session without a detector, the mood locked at ``--emotion``, each prompt answered on
-    its own."""
-    settings = sampling_from_args(args, engine.info)
-    state = EmotionState(vector=emotion, policy="locked")
-    header = conversation_header(
-        engine.info,
-        modulation=engine.modulator.name,
-        intensity=args.intensity,
-        detector=None,
-        state=state,
-        settings=settings,
-        source="say",
-        system_prompt=args.system,
-    )
-    path = None if args.transcript == "auto" else Path(args.transcript).expanduser()
-    transcript = start_transcript(header, warn, path=path, save=not args.no_save, deferred=False)
-    return ChatSession(
-        engine, None, state, transcript, settings, warn, system_prompt=args.system, remember=False
-    )
-
-
 def run_say(args: argparse.Namespace) -> int:
+    from emochat.runtime import Runtime
+
     prompts = read_prompts(args)
-    emotion = emotion_from_args(args)
-    if args.transcript != "auto" and not args.no_save:
-        target = Path(args.transcript).expanduser()
-        if target.exists():  # said now, not after the model has loaded
-            raise EmochatError(f"a transcript already exists at {target}")
-    engine = open_engine(args)
-    session = open_session(args, engine, emotion)
+    runtime = Runtime(say_config(args), progress_printer, warn)
+    target = None if args.transcript == "auto" else Path(args.transcript).expanduser()
+    if target is not None and not args.no_save and target.exists():
+        raise EmochatError(f"a transcript already exists at {target}")  # before loading
+    session = runtime.say_session(target, save=not args.no_save)
+    emotion = session.emotion
     echo = sys.stdout.isatty() and not args.json
 
     def write(piece: str) -> None:

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from emochat.emotion import N_AXES, EmotionVector
+from emochat.engine.directions import shipped_directions_dir
+from emochat.engine.loading import ModelSource
+from emochat.engine.modulation.base import Modulator
 from emochat.errors import EmochatError
 
 PROJECTION_FILE = "emotion_proj_weights.pth"
@@ -89,27 +92,18 @@ def build_projection(state: dict[str, Any], hidden_size: int) -> Any:
     return module.eval()
 
 
-def shipped_embed_checkpoint(model: str) -> Path | None:
-    """The emotion projection and LoRA emochat ships for ``model`` (``<name>-embed`` beside its
-    steering vectors), if any; never for a model that is already such a checkpoint."""
-    from emochat.engine.loading import resolve_source
-    from emochat.engine.steering import shipped_vectors_dir
-
-    source = resolve_source(model)
+def shipped_embed_checkpoint(source: ModelSource) -> Path | None:
+    """The emotion projection and LoRA emochat ships for a model (``<name>-embed`` beside its
+    steering directions), if any; never for a model that is already such a checkpoint."""
     if source.adapter is not None:
         return None
-    folder = shipped_vectors_dir(f"{source.display_name}-embed")
+    folder = shipped_directions_dir(f"{source.display_name}-embed")
     return folder if (folder / PROJECTION_FILE).is_file() else None
 
 
-def model_for_modulation(model: str, modulation: str) -> str:
-    """The model to load: with ``embed``, a model that ships a trained emotion projection (the
-    default one does) loads with it."""
-    if modulation == "embed":
-        shipped = shipped_embed_checkpoint(model)
-        if shipped is not None:
-            return str(shipped)
-    return model
+def has_projection(source: ModelSource) -> bool:
+    """Whether the model is a checkpoint trained with an emotion projection (Emotional-Gemma)."""
+    return source.adapter is not None and (Path(source.adapter) / PROJECTION_FILE).is_file()
 
 
 def load_projection(folder: Path, hidden_size: int) -> Any:
@@ -128,7 +122,7 @@ def load_projection(folder: Path, hidden_size: int) -> Any:
     return build_projection(state, hidden_size)
 
 
-class EmbeddingProjectionModulator:
+class EmbeddingProjectionModulator(Modulator):
     """Adds ``3 * projection(e)`` to the output of the input-embedding module."""
 
     name = "embed"
@@ -155,9 +149,6 @@ class EmbeddingProjectionModulator:
         with torch.inference_mode():
             vector = torch.tensor([list(emotion)], dtype=torch.float32)
             self._offset = self.scale * self.projection(vector)[0]
-
-    def system_prompt(self, emotion: EmotionVector) -> str | None:
-        return None
 
     def detach(self) -> None:
         if self._handle is not None:

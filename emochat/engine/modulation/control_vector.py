@@ -1,7 +1,7 @@
-"""llama.cpp control vectors: steering offsets applied live to a llama.cpp context, and written
-as a control-vector GGUF for llama.cpp's own tools.
+"""Activation steering on the llama.cpp backend: the emotion's offsets applied live as the
+context's control vector.
 
-Both use llama.cpp's layout: one float32 row of ``n_embd`` per decoder block from block 1 to
+llama.cpp's layout: one float32 row of ``n_embd`` per decoder block from block 1 to
 n_layers - 1, added to that block's output after its residual add (the point where emochat's
 forward hooks add them on the transformers backend); block 0 is never steered there.
 """
@@ -10,38 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from emochat.emotion import EmotionVector
-from emochat.engine.steering import EmotionDirections
+from emochat.engine.directions import EmotionDirections
+from emochat.engine.modulation.base import Modulator
 from emochat.errors import EmochatError
 
 
-def write_control_vector(path: Path, offsets: Any, model_hint: str) -> Path:
-    """``offsets`` is [n_layers, hidden]: what emochat adds after each decoder block."""
-    import gguf
-    import numpy as np
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n_layers = int(offsets.shape[0])
-    writer = gguf.GGUFWriter(str(path), "controlvector")
-    writer.add_string("controlvector.model_hint", model_hint)
-    writer.add_uint32("controlvector.layer_count", n_layers - 1)
-    for layer in range(1, n_layers):
-        writer.add_tensor(f"direction.{layer}", np.asarray(offsets[layer], dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
-class ControlVectorModulator:
+class ControlVectorModulator(Modulator):
     """Steers a llama.cpp context: the emotion's offsets become its control vector, set again
-    whenever the emotion changes (a fraction of a millisecond); neutral clears it. The backend
-    reads the prompt with it :meth:`suspended`, so, as with the forward hooks, only the reply is
-    steered."""
+    whenever the emotion changes (a fraction of a millisecond); neutral clears it. A control
+    vector acts on every position it sees, so it pauses while the prompt is read
+    (:meth:`prompt_phase`): as with the forward hooks, only the reply is steered."""
 
     name = "steer"
 
@@ -94,8 +75,12 @@ class ControlVectorModulator:
         # Only the band's blocks get an addition at all: outside it llama.cpp adds nothing.
         self._set((np.ascontiguousarray(offsets[1:]), int(active[0]), int(active[-1])))
 
+    def set_intensity(self, intensity: float) -> bool:
+        self.intensity = intensity
+        return True
+
     @contextmanager
-    def suspended(self) -> Iterator[None]:
+    def prompt_phase(self) -> Iterator[None]:
         """No control vector for a moment; the emotion's comes back after."""
         if self._llama is None or self._active is None:
             yield
@@ -105,9 +90,6 @@ class ControlVectorModulator:
             yield
         finally:
             self._apply(*self._active)
-
-    def system_prompt(self, emotion: EmotionVector) -> str | None:
-        return None
 
     def detach(self) -> None:
         if self._llama is not None:

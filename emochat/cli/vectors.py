@@ -8,12 +8,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from emochat.cli.output import progress_printer
+from emochat.cli.settings import emotion_from_flag, vectors_config
 from emochat.emotion import AXES, EmotionVector
-from emochat.engine.control_vector import write_control_vector
-from emochat.engine.loading import load_model
-from emochat.engine.steering import cached_vectors_dir, extract_directions, vectors_for
 from emochat.errors import EmochatError
-from emochat.options import emotion_from_args, load_options_from_args, progress_printer
 
 
 def check_writable(folder: Path) -> None:
@@ -27,12 +25,17 @@ def check_writable(folder: Path) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from emochat.engine.directions import cached_directions_dir
+    from emochat.engine.extraction import extract_directions
+    from emochat.runtime import Runtime
+
+    runtime = Runtime(vectors_config(args), progress_printer)
     if args.out:
         check_writable(Path(args.out).expanduser())
-    loaded = load_model(load_options_from_args(args), progress_printer)
+    loaded = runtime.transformers_model()
     started = time.perf_counter()
     directions = extract_directions(loaded, progress_printer)
-    folder = Path(args.out).expanduser() if args.out else cached_vectors_dir(loaded.info)
+    folder = Path(args.out).expanduser() if args.out else cached_directions_dir(loaded.info)
     try:
         directions.save(folder)
     except OSError as error:
@@ -47,20 +50,27 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from emochat.engine.extraction import directions_for
+    from emochat.engine.modulation import check_intensity
+    from emochat.runtime import Runtime
+
     out = Path(args.out).expanduser()
     if out.suffix == ".gguf" and not args.emotion:
         raise EmochatError("without --emotion, --out is a folder (one file per axis)")
+    check_intensity(args.intensity)
+    emotion = emotion_from_flag(args.emotion)
+    runtime = Runtime(vectors_config(args), progress_printer)
     check_writable(out.parent if out.suffix == ".gguf" else out)
-    loaded = load_model(load_options_from_args(args), progress_printer)
-    directions = vectors_for(loaded, progress_printer, build=args.build_vectors)
+    loaded = runtime.transformers_model()
+    directions = directions_for(loaded, progress_printer, build=args.build_vectors)
     if directions is None:
         raise EmochatError(
             f"no emotion vectors for {loaded.info.name}; run `emochat vectors build`"
         )
     hint = str(getattr(loaded.model.config, "model_type", "llama"))
-    if args.emotion:
+    if emotion is not None:
         target = out if out.suffix == ".gguf" else out / "emotion.gguf"
-        offsets = directions.offsets(emotion_from_args(args), args.intensity)
+        offsets = directions.offsets(emotion, args.intensity)
         print(_write(target, offsets, hint))
         return 0
     for axis in AXES:
@@ -70,6 +80,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def _write(target: Path, offsets: object, hint: str) -> Path:
+    from emochat.engine.directions import write_control_vector
+
     try:
         return write_control_vector(target, offsets, hint)
     except OSError as error:

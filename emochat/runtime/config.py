@@ -1,0 +1,93 @@
+"""The run configuration: what a command asks to run, as frozen, typed values (the command line
+fills it in ``emochat.cli``; a Python caller builds it directly), and the one check of every
+value, made before anything loads."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from emochat.detect import DETECTOR_CHOICES
+from emochat.emotion import EmotionVector
+from emochat.engine.backends import BACKEND_CHOICES
+from emochat.engine.generation import SamplingSettings
+from emochat.engine.loading import DEFAULT_MODEL, DTYPE_CHOICES, QUANT_CHOICES
+from emochat.engine.modulation import MODULATION_CHOICES, check_intensity
+from emochat.errors import EmochatError
+from emochat.state import POLICIES
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+DEVICE_CHOICES_TEXT = "auto, cpu, cuda, cuda:N or mps"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model, run how."""
+
+    model: str = DEFAULT_MODEL  # default, a .gguf file, a folder, an adapter folder or a hub id
+    backend: str = "auto"
+    quant: str = "auto"
+    device: str = "auto"
+    dtype: str = "auto"
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """How replies are made: the mood they start in, how it reaches the model, sampling."""
+
+    emotion: EmotionVector | None = None
+    modulation: str = "auto"
+    intensity: float = 1.0
+    build_directions: bool = True  # build steering directions for a model that has none
+    system_prompt: str | None = None
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 50
+    max_new_tokens: int | Literal["auto"] = "auto"  # auto: fitted to the model's context
+    repetition_penalty: float = 1.1
+    seed: int | None = None
+
+    def sampling(self, max_new_tokens: int) -> SamplingSettings:
+        """The sampling settings, with the reply limit given (checked as they are built)."""
+        return SamplingSettings(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            max_new_tokens=max_new_tokens,
+            repetition_penalty=self.repetition_penalty,
+            seed=self.seed,
+        )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    detector: str | None = None  # how user messages are read; None where none are
+    policy: str = "mirror"  # how the mood follows the user's messages
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise EmochatError(f"{what} must be one of {', '.join(choices)} (not {value!r})")
+
+
+def check_config(config: RunConfig) -> None:
+    """Every value, checked: an :class:`EmochatError` naming the first that is wrong."""
+    model, generation = config.model, config.generation
+    _check_choice("backend", model.backend, BACKEND_CHOICES)
+    _check_choice("quantization", model.quant, QUANT_CHOICES)
+    _check_choice("dtype", model.dtype, DTYPE_CHOICES)
+    if not DEVICE_PATTERN.fullmatch(model.device):
+        raise EmochatError(f"device must be {DEVICE_CHOICES_TEXT} (not {model.device!r})")
+    if model.threads is not None and model.threads < 1:
+        raise EmochatError("threads must be at least 1")
+    _check_choice("modulation", generation.modulation, MODULATION_CHOICES)
+    check_intensity(generation.intensity)
+    limit = generation.max_new_tokens
+    generation.sampling(1 if limit == "auto" else limit)  # the limit is fitted once loaded
+    if config.detector is not None:
+        _check_choice("detector", config.detector, DETECTOR_CHOICES)
+    _check_choice("policy", config.policy, POLICIES)

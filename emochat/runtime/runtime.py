@@ -1,0 +1,234 @@
+"""The runtime: from a :class:`RunConfig`, everything a command runs, decided once. It resolves
+the model source, settles the backend, the modulation and the detector (the rules that tie
+them together live here and nowhere else), and hands out what a command needs: the backend, the
+detector, a chat session, the model as transformers loads it. Nothing loads until asked for;
+every value is checked before that."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from emochat.chats import Chats
+from emochat.detect import BackgroundDetector, Detector, load_detector
+from emochat.emotion import EmotionVector
+from emochat.engine.backends import open_backend
+from emochat.engine.generation import default_reply_limit
+from emochat.engine.loading import LoadOptions, ModelSource, load_model, resolve_source
+from emochat.engine.modulation import build_modulator, choose_modulation, set_intensity
+from emochat.engine.modulation.projection import shipped_embed_checkpoint
+from emochat.errors import EmochatError
+from emochat.last_mood import save_last_state
+from emochat.progress import Progress, no_progress
+from emochat.runtime.config import RunConfig, check_config
+from emochat.runtime.restore import saved_intensity, saved_sampling, starting_state
+from emochat.session import ChatSession, conversation_header, start_transcript
+from emochat.state import EmotionState
+
+if TYPE_CHECKING:
+    from emochat.engine.backends.base import Backend
+    from emochat.engine.backends.transformers_backend import TransformersBackend
+    from emochat.engine.generation import SamplingSettings
+    from emochat.engine.loading import LoadedModel
+    from emochat.transcripts import Conversation
+
+
+class Runtime:
+    def __init__(
+        self, config: RunConfig, progress: Progress = no_progress, warn: Progress | None = None
+    ) -> None:
+        """``progress`` hears what loading does; ``warn`` what the user should know (by
+        default, ``progress`` too)."""
+        check_config(config)
+        self.config = config
+        self._progress = progress
+        self._warn = warn or progress
+        source = resolve_source(config.model.model)
+        self.modulation = choose_modulation(config.generation.modulation, source)
+        if self.modulation == "embed":  # a model that ships a trained projection loads with it
+            shipped = shipped_embed_checkpoint(source)
+            if shipped is not None:
+                source = replace(resolve_source(str(shipped)), requested=source.requested)
+        self.source: ModelSource = source
+        self.load_options = LoadOptions(
+            quant=config.model.quant,
+            device=config.model.device,
+            dtype=config.model.dtype,
+            threads=config.model.threads,
+            backend=self._backend_choice(),
+        )
+        self._backend: Backend | None = None
+        self._detector: Detector | None = None
+        self._sampling: SamplingSettings | None = None
+
+    def _backend_choice(self) -> str:
+        """The backend asked for; the probe detector reads hidden states, which only the
+        transformers backend exposes, so ``auto`` takes that one for it."""
+        backend = self.config.model.backend
+        if self.config.detector != "probe":
+            return backend
+        if backend == "llama.cpp":
+            raise EmochatError(
+                "the probe detector reads hidden states through transformers: "
+                "use --backend transformers or another --detector"
+            )
+        return "transformers"
+
+    # ------------------------------------------------------------ what runs
+    def backend(self) -> Backend:
+        """The model on its backend, with the modulator the configuration says (loaded once)."""
+        if self._backend is None:
+            generation = self.config.generation
+            backend = open_backend(self.source, self.load_options, self._progress)
+            backend.use(
+                build_modulator(
+                    self.modulation,
+                    backend,
+                    generation.intensity,
+                    generation.build_directions,
+                    self._progress,
+                )
+            )
+            self._backend = backend
+        return self._backend
+
+    def detector(self, background: bool = False) -> Detector:
+        """The configured detector (loaded once). ``background`` loads it in a thread beside
+        the model, so only the first message waits for it; the probe reads the chat model and
+        so always waits for it."""
+        name = self.config.detector
+        if name is None:
+            raise EmochatError("this command reads no messages")
+        if self._detector is None:
+            if name == "probe":
+                # _backend_choice made it the transformers backend
+                backend = cast("TransformersBackend", self.backend())
+                self._detector = load_detector(name, backend)
+            elif background:
+                self._detector = BackgroundDetector(
+                    name, lambda: load_detector(name), self._progress
+                )
+            else:
+                self._detector = load_detector(name)
+        return self._detector
+
+    def transformers_model(self) -> LoadedModel:
+        """The model as transformers loads it (for building and exporting directions)."""
+        return load_model(self.source, self.load_options, self._progress)
+
+    def training_model(self) -> LoadedModel:
+        """The model to train on: float32 on the CPU, bfloat16 on CUDA, NF4 (QLoRA) there when
+        the quantization says 4bit."""
+        device, quant = self.config.model.device, self.config.model.quant
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if quant == "4bit" and not device.startswith("cuda"):
+            raise EmochatError("--quant 4bit (QLoRA) needs a CUDA GPU; on the CPU train with none")
+        options = replace(
+            self.load_options,
+            device=device,
+            dtype="float32" if device == "cpu" else "bfloat16",
+        )
+        loaded = load_model(self.source, options, self._progress)
+        if quant == "4bit":
+            from peft import prepare_model_for_kbit_training
+
+            loaded.model = prepare_model_for_kbit_training(loaded.model)
+        return loaded
+
+    def sampling(self) -> SamplingSettings:
+        """The sampling settings, with the reply limit (``auto`` by default) fitted to the
+        model's context: a limit that would leave the prompt no room is capped at half."""
+        if self._sampling is None:
+            self._sampling = self._fitted_sampling()
+        return self._sampling
+
+    def _fitted_sampling(self) -> SamplingSettings:
+        info = self.backend().info
+        limit = self.config.generation.max_new_tokens
+        if limit == "auto":
+            limit = default_reply_limit(info.context_length)
+        elif limit > info.context_length // 2:
+            capped = max(1, info.context_length // 2)
+            self._warn(
+                f"--max-new-tokens {limit} would leave the prompt little or no room in "
+                f"{info.name}'s context of {info.context_length} tokens; using {capped}"
+            )
+            limit = capped
+        return self.config.generation.sampling(limit)
+
+    # ------------------------------------------------------------- sessions
+    def _header(self, state: EmotionState, settings: SamplingSettings, source: str) -> Any:
+        backend, generation = self.backend(), self.config.generation
+        return conversation_header(
+            backend.info,
+            modulation=backend.modulator.name,
+            intensity=generation.intensity,
+            detector=self.config.detector if source == "chat" else None,
+            state=state,
+            settings=settings,
+            source=source,
+            system_prompt=generation.system_prompt,
+        )
+
+    def chats(self, resumed: Conversation | None, progress: Progress) -> Chats:
+        """Everything the app needs: the detector loading beside the model, then the chats,
+        opened at ``resumed`` or a new one (in the mood ``--emotion`` asks for). Loading and
+        the chats' warnings report to ``progress`` (the app's status line)."""
+        self._progress = self._warn = progress
+        self.detector(background=True)
+        self.backend()
+        first = self.session_for(resumed, emotion=self.config.generation.emotion)
+        return Chats(self.session_for, first)
+
+    def session_for(
+        self, conversation: Conversation | None, emotion: EmotionVector | None = None
+    ) -> ChatSession:
+        """A chat session: ``conversation`` reopened with its own settings, or a new chat."""
+        backend, generation = self.backend(), self.config.generation
+        settings = self.sampling()
+        state = starting_state(self.config.policy, emotion, conversation)
+        system_prompt = generation.system_prompt
+        if conversation is None:
+            header = self._header(state, settings, "chat")
+        else:
+            header = conversation.header
+            settings = saved_sampling(conversation, settings)
+            saved_system = header.get("system_prompt")
+            system_prompt = saved_system if isinstance(saved_system, str) else None
+        set_intensity(backend.modulator, saved_intensity(header, generation.intensity))
+        transcript = start_transcript(header, self._warn, resume=conversation)
+        return ChatSession(
+            backend,
+            self.detector(background=True),
+            state,
+            transcript,
+            settings,
+            warn=self._warn,
+            system_prompt=system_prompt,
+            on_state_change=save_last_state,
+        )
+
+    def say_session(self, transcript: Path | None, save: bool) -> ChatSession:
+        """A session for one-shot replies: no detector, the mood locked at ``--emotion``, each
+        prompt answered on its own; saved to ``transcript`` (or a new file) unless not
+        ``save``."""
+        backend, generation = self.backend(), self.config.generation
+        settings = self.sampling()
+        emotion = generation.emotion if generation.emotion is not None else EmotionVector()
+        state = EmotionState(vector=emotion, policy="locked")
+        header = self._header(state, settings, "say")
+        writer = start_transcript(header, self._warn, path=transcript, save=save, deferred=False)
+        return ChatSession(
+            backend,
+            None,
+            state,
+            writer,
+            settings,
+            self._warn,
+            system_prompt=generation.system_prompt,
+            remember=False,
+        )

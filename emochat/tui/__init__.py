@@ -1,0 +1,1 @@
+"""The Textual app: ``app.py``, one file per screen, the widgets and themes."""
