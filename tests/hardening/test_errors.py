@@ -206,3 +206,46 @@ def test_bad_generation_flags_are_refused_before_the_model_loads(run, flags, exp
     assert code == 2
     assert one_line(err) == expected
     assert "Loading" not in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["say", "hi"],
+        ["chat"],
+        ["detect", "hi"],
+        ["vectors", "build"],
+        ["train-data", "--out", "x"],
+        ["train", "--data", "d.jsonl", "--out", "o"],
+    ],
+)
+def test_a_device_that_does_not_exist_is_refused_before_anything_loads(run, command) -> None:
+    code, out, err = run(*command, "--device", "bogus")
+    assert code == 2
+    assert err.splitlines() == [one_line(err)]  # no "Loading …" before it
+    assert one_line(err) == ("emochat: device must be auto, cpu, cuda, cuda:N or mps (not 'bogus')")
+    assert out == ""
+
+
+def _adapter(folder, base: str):
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}))
+    return folder
+
+
+def test_an_adapter_that_names_itself_as_its_base_is_one_line(run, tmp_path) -> None:
+    adapter = _adapter(tmp_path / "self", str(tmp_path / "self"))
+    code, _, err = run("say", "hi", "--model", str(adapter))
+    assert code == 2
+    assert err.splitlines() == [one_line(err)]
+    assert one_line(err).startswith("emochat: adapter bases go round in a loop: ")
+
+
+def test_adapters_whose_bases_loop_are_one_line(run, tmp_path) -> None:
+    first = _adapter(tmp_path / "first", str(tmp_path / "second"))
+    _adapter(tmp_path / "second", str(first))
+    code, _, err = run("say", "hi", "--model", str(first))
+    assert code == 2
+    line = one_line(err)
+    assert line.startswith("emochat: adapter bases go round in a loop: ")
+    assert "first" in line and "second" in line
