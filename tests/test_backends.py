@@ -265,7 +265,7 @@ def test_a_reply_cut_by_the_limit_continues_where_it_stopped(backend) -> None:
     (no end of turn, no new assistant header); on llama.cpp the result is word for word the
     16-token reply. On transformers int4 the continuation reuses the cached bfloat16 keys and
     values, which are not bit-identical to recomputed ones, so a near tie may go the other way
-    a few words on."""
+    a token or two on."""
     short = dataclasses.replace(GREEDY, max_new_tokens=8)
     fresh(backend)
     whole = backend.reply(STORY, EmotionVector(), GREEDY)
@@ -279,11 +279,14 @@ def test_a_reply_cut_by_the_limit_continues_where_it_stopped(backend) -> None:
     )
     assert prompt.endswith(first.text)
     rest = "".join(backend.reply(history, EmotionVector(), short))
-    continued = (first.text + rest).split()
-    cut = len(first.text.split())
-    assert continued[: cut + 1] == whole.text.split()[: cut + 1]
+    # It goes on with what the whole reply had next: at least its next characters (on a CPU
+    # without native bfloat16, transformers continued "the year 1850" as "the year 1870").
+    joined = first.text + rest
+    pairs = zip(joined, whole.text, strict=False)
+    common = next((i for i, (a, b) in enumerate(pairs) if a != b), len(joined))
+    assert common > len(first.text) and joined[len(first.text) : common].strip()
     if backend.kind == "llama.cpp":
-        assert continued == whole.text.split()
+        assert (first.text + rest).split() == whole.text.split()
 
 
 def test_a_reply_the_model_ends_is_not_marked_cut(backend) -> None:
