@@ -29,7 +29,7 @@ def test_auto_takes_llama_cpp_for_a_gguf_and_transformers_for_the_rest() -> None
 
 
 def test_auto_without_llama_cpp_says_how_to_get_the_fast_engine(monkeypatch) -> None:
-    monkeypatch.setattr(backends, "_llama_cpp_installed", lambda: False)
+    monkeypatch.setattr(backends, "llama_cpp_installed", lambda: False)
     notes: list[str] = []
     assert choose(GGUF, notes) == "transformers"
     assert len(notes) == 1 and "emochat[llamacpp]" in notes[0]
@@ -85,7 +85,7 @@ def test_backend_and_quantization_reach_the_transcript_header(tiny_model_dir) ->
     assert (header["backend"], header["quantization"]) == ("transformers", "none")
 
 
-def test_a_corrupt_gguf_is_one_line_on_the_llama_cpp_backend(tmp_path) -> None:
+def test_a_corrupt_gguf_is_one_line_on_the_llama_cpp_backend(tmp_path, capfd) -> None:
     from emochat.engine.backends import open_backend
 
     broken = tmp_path / "broken.gguf"
@@ -94,3 +94,10 @@ def test_a_corrupt_gguf_is_one_line_on_the_llama_cpp_backend(tmp_path) -> None:
     with pytest.raises(EmochatError, match="not a GGUF model it can read") as caught:
         open_backend(resolve_source(str(broken)), options, no_progress)
     assert "\n" not in str(caught.value)
+    # llama.cpp's own lines went to its log, which the message names, not to the terminal
+    from emochat.engine.llama_process import route_llama_logs
+
+    log = route_llama_logs()
+    assert f"(its log: {log})" in str(caught.value)
+    assert "failed to load model" in log.read_text()
+    assert capfd.readouterr().err == ""

@@ -23,7 +23,7 @@ __all__ = ["BACKEND_CHOICES", "choose_backend", "open_backend"]
 BACKEND_CHOICES = ("auto", "transformers", "llama.cpp")
 
 
-def _llama_cpp_installed() -> bool:
+def llama_cpp_installed() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
@@ -36,7 +36,7 @@ def _llama_cpp_blocker(source: ModelSource, options: LoadOptions) -> str | None:
         return "llama.cpp cannot apply a PEFT adapter and its emotion projection"
     if options.quant != "auto":
         return "llama.cpp runs the GGUF's own quantization; other ones need transformers"
-    if not _llama_cpp_installed():
+    if not llama_cpp_installed():
         return "llama-cpp-python is not installed"
     if options.device.startswith("cuda"):
         from emochat.engine.backends.llamacpp_backend import gpu_offload_available
@@ -59,7 +59,7 @@ def choose_backend(source: ModelSource, options: LoadOptions, progress: Progress
         return requested
     if blocker is None:
         return "llama.cpp"
-    if source.kind == "gguf" and not _llama_cpp_installed():
+    if source.kind == "gguf" and not llama_cpp_installed():
         progress(
             "llama-cpp-python is not installed, so the GGUF runs through transformers "
             '(pip install "emochat[llamacpp]" for the fast engine)'

@@ -10,6 +10,7 @@ from typing import Any
 from emochat.engine.backends.base import Backend, Generation
 from emochat.engine.directions import EmotionDirections
 from emochat.engine.generation import common_prefix_length
+from emochat.engine.llama_process import open_llama, route_llama_logs
 from emochat.engine.loading import (
     LoadedModel,
     LoadOptions,
@@ -111,22 +112,23 @@ class LlamaCppBackend(Backend):
             raise EmochatError(
                 f"the llama.cpp backend needs llama-cpp-python: {LLAMA_CPP_INSTALL}"
             ) from error
+        log = route_llama_logs()
         threads = options.threads or default_threads()
         on_gpu = options.device != "cpu" and gpu_offload_available()
         device = "gpu" if on_gpu else "cpu"
         progress(f"Loading {source.display_name} (llama.cpp, {device})…")
         try:
-            llama = llama_cpp.Llama(
-                model_path=source.location,
+            llama = open_llama(
+                source.location,
                 n_ctx=MAX_CONTEXT,
                 n_threads=threads,
                 n_threads_batch=options.threads or prompt_threads(),
                 n_gpu_layers=-1 if on_gpu else 0,
-                verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as error:
             raise EmochatError(
-                f"llama.cpp cannot load {source.location}: not a GGUF model it can read"
+                f"llama.cpp cannot load {source.location}: not a GGUF model it can read "
+                f"(its log: {log})"
             ) from error
         trained = int(llama_cpp.llama_model_n_ctx_train(llama.model))
         info = ModelInfo(
