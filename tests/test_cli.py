@@ -148,3 +148,31 @@ def test_a_reply_limit_beyond_the_context_is_capped_and_said(tiny_model_dir, cap
         f"{tiny_model_dir.name}'s context of 256 tokens; using 128"
     ]
     assert json.loads(captured.out)["new_tokens"] <= 128
+
+
+HEAVY_AFTER_MAIN = (
+    "import sys\n"
+    "from emochat.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('HEAVY', [m for m in ('torch', 'transformers', 'peft') if m in sys.modules])\n"
+    "sys.exit(code)\n"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["say", "How are you?", "--emotion", "joy=1", "--max-new-tokens", "8", "--no-save"],
+        ["detect", "I just got the job!!!", "--json"],
+    ],
+    ids=["say", "detect"],
+)
+def test_the_default_path_never_imports_torch(model_cache, argv) -> None:
+    """The default model on llama.cpp, steered, and the default detector on llama.cpp."""
+    result = subprocess.run(
+        [sys.executable, "-c", HEAVY_AFTER_MAIN, *argv], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+    assert "Traceback" not in result.stderr

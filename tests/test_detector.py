@@ -125,21 +125,55 @@ RECORDED = [
 
 
 def test_the_shipped_detector_reproduces_its_recorded_readings(minilm) -> None:
-    """Loaded offline from the package (the LoRA merged into the wheel's encoder): a change in
-    how it loads, merges or pools shows here."""
+    """Loaded offline from the package (the LoRA merged into the wheel's encoder, run by
+    llama.cpp from the GGUF made of them): a change in how it loads, merges or pools shows
+    here."""
+    assert type(minilm).__name__ == "LlamaCppDetector"  # the default, without torch
     for text, values, confidence in RECORDED:
         reading = minilm.read(text)
-        assert reading.vector.values == pytest.approx(values, abs=0.03), text
-        assert reading.confidence == pytest.approx(confidence, abs=0.03), text
+        assert reading.vector.values == pytest.approx(values, abs=0.01), text
+        assert reading.confidence == pytest.approx(confidence, abs=0.01), text
 
 
-def test_the_fast_detector_reads_like_the_float32_one(minilm) -> None:
+@pytest.fixture(scope="module")
+def torch_float32():
     from emochat.detect.tuned import TunedDetector
 
-    full = TunedDetector(fast=False)
+    return TunedDetector(fast=False)
+
+
+def test_llama_cpp_reads_what_torch_reads(minilm, torch_float32) -> None:
+    """The same tokens (a word of over 100 letters is [UNK] in both), the same merged weights
+    in float16: every value within 0.01 of the float32 torch encoder's."""
     texts = [text for _, text in CLEAR_EXAMPLES]
-    for quick, exact in zip(minilm.read_many(texts), full.read_many(texts), strict=True):
-        assert quick.vector.values == pytest.approx(exact.vector.values, abs=0.08)
+    texts += ["Café, naïve, über, 日本語 🙂", "x" * 400, "word " * 200, ""]
+    pairs = zip(minilm.read_many(texts), torch_float32.read_many(texts), strict=True)
+    for text, (fast, exact) in zip(texts, pairs, strict=True):
+        assert fast.vector.values == pytest.approx(exact.vector.values, abs=0.01), text
+        assert fast.confidence == pytest.approx(exact.confidence, abs=0.01), text
+
+
+def test_the_torch_fallback_reads_like_the_float32_one(torch_float32) -> None:
+    from emochat.detect.tuned import TunedDetector
+
+    quick = TunedDetector()  # bfloat16 where the CPU has it
+    texts = [text for _, text in CLEAR_EXAMPLES]
+    pairs = zip(quick.read_many(texts), torch_float32.read_many(texts), strict=True)
+    for fast, exact in pairs:
+        assert fast.vector.values == pytest.approx(exact.vector.values, abs=0.08)
+
+
+def test_without_llama_cpp_the_torch_detector_reads_and_says_so(monkeypatch) -> None:
+    from emochat.engine import backends
+
+    monkeypatch.setattr(backends, "llama_cpp_installed", lambda: False)
+    notes: list[str] = []
+    detector = load_detector("minilm", progress=notes.append)
+    assert type(detector).__name__ == "TunedDetector"
+    assert notes == [
+        "the detector runs on torch, slower to start (llama-cpp-python is not installed)"
+    ]
+    assert detector.read("My dog died this morning.").vector[0] < -0.3
 
 
 def test_training_a_few_steps_on_a_tiny_slice_lowers_the_loss(tmp_path) -> None:
@@ -249,3 +283,27 @@ def test_calibration_recovers_a_known_scaling() -> None:
     labels = torch.bernoulli(truth)
     scale, bias = fit_calibration(logits, labels)
     assert scale == pytest.approx(0.5, abs=0.08) and bias == pytest.approx(-1.0, abs=0.15)
+
+
+def test_the_detector_gguf_is_made_once_without_torch_and_remade_when_damaged(tmp_path) -> None:
+    """Made from the wheel and the shipped LoRA in a process that never imports torch; kept in
+    the cache; a damaged copy there is made again, not fatal."""
+    import os
+
+    env = {**os.environ, "EMOCHAT_CACHE": str(tmp_path)}
+    code = (
+        "import sys\n"
+        "from emochat.detect.llamacpp_detector import LlamaCppDetector\n"
+        "reading = LlamaCppDetector().read('My dog died this morning.')\n"
+        "print('SAD', reading.vector[0] < -0.3, 'TORCH', 'torch' in sys.modules)\n"
+    )
+    made = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert "SAD True TORCH False" in made.stdout, made.stderr
+    (gguf,) = (tmp_path / "detector").glob("*.gguf")
+    stamp = gguf.stat().st_mtime_ns
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert "SAD True" in again.stdout and gguf.stat().st_mtime_ns == stamp  # not made twice
+    gguf.write_bytes(gguf.read_bytes()[:5000])
+    mended = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert "SAD True" in mended.stdout, mended.stderr
+    assert gguf.stat().st_size > 10_000_000

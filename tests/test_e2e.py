@@ -14,6 +14,17 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
+HEAVY_AT_EXIT = (
+    "import atexit, sys\n"
+    "from pathlib import Path\n"
+    "from emochat.cli import main\n"
+    "heavy = ('torch', 'transformers', 'peft')\n"
+    "atexit.register(lambda: Path(sys.argv[1]).write_text("
+    "' '.join(m for m in heavy if m in sys.modules)))\n"
+    "sys.exit(main(sys.argv[2:]))\n"
+)
+
+
 def _screen(tmux: str, session: str) -> str:
     result = subprocess.run(
         [tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True
@@ -48,13 +59,19 @@ def test_chat_with_the_default_model_in_a_terminal(model_cache, tmp_path) -> Non
     screen = lambda: _screen(tmux, session)  # noqa: E731
     transcripts = home / "data" / "transcripts"
 
+    imported = tmp_path / "imported.txt"
+
     def start(*flags: str) -> None:
+        # The app, run as `emochat` runs it, writing at exit which heavy libraries it imported.
         command = " ".join(
             [
                 "env",
                 *(f"{key}={shlex.quote(value)}" for key, value in env.items()),
                 shlex.quote(sys.executable),
-                "-m emochat --max-new-tokens 24 --seed 3",
+                "-c",
+                shlex.quote(HEAVY_AT_EXIT),
+                shlex.quote(str(imported)),
+                "--max-new-tokens 24 --seed 3",
                 *flags,
             ]
         )
@@ -96,6 +113,8 @@ def test_chat_with_the_default_model_in_a_terminal(model_cache, tmp_path) -> Non
         assert "tok/s" in shown
         subprocess.run([tmux, "send-keys", "-t", session, "C-q"], check=True)
         _wait_for(lambda: session not in _sessions(tmux), 30, "the app to quit", screen)
+        # the default chat, detector included, ran without torch
+        assert imported.read_text() == "", imported.read_text()
 
         start("--resume", "last")
         _wait_for(lambda: "detector minilm" in screen(), 240, "the resumed chat", screen)

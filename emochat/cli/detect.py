@@ -32,13 +32,10 @@ def _record(text: str, reading: Reading) -> str:
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    import torch
-
     from emochat.runtime import Runtime
 
-    runtime = Runtime(detect_config(args), progress_printer)  # every flag checked first
-    torch.set_num_threads(1)  # measured: one thread reads a message in ~16 ms, two can stall
-    detector = runtime.detector()
+    # Every detector reads on one thread (two could stall on a busy machine).
+    detector = Runtime(detect_config(args), progress_printer).detector()
     if args.jsonl:
         if args.text:
             raise EmochatError("--jsonl reads texts from stdin; give no TEXT")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from emochat.detect.types import Detector, Reading
 from emochat.emotion import EmotionVector
 from emochat.errors import EmochatError
+from emochat.progress import Progress, no_progress
 
 if TYPE_CHECKING:
     from emochat.engine.backends.transformers_backend import TransformersBackend
@@ -32,7 +33,9 @@ def read_many(detector: Detector, texts: list[str]) -> list[Reading]:
     return batched(texts) if batched else [detector.read(text) for text in texts]
 
 
-def load_detector(name: str, backend: TransformersBackend | None = None) -> Detector:
+def load_detector(
+    name: str, backend: TransformersBackend | None = None, progress: Progress = no_progress
+) -> Detector:
     """The detector called ``name``; ``probe`` reads the chat model's own hidden states and so
     needs the transformers backend that runs it (its modulation is switched off while reading;
     the runtime decides which backend a probe gets)."""
@@ -41,9 +44,7 @@ def load_detector(name: str, backend: TransformersBackend | None = None) -> Dete
 
         return VaderDetector()
     if name == "minilm":
-        from emochat.detect.tuned import TunedDetector
-
-        return TunedDetector()
+        return _minilm(progress)
     if name == "probe":
         if backend is None:
             raise EmochatError(
@@ -53,6 +54,25 @@ def load_detector(name: str, backend: TransformersBackend | None = None) -> Dete
 
         return ProbeDetector(backend.loaded, guard=backend.unmodulated)
     raise EmochatError(f"unknown detector {name!r}; choose one of {', '.join(DETECTOR_CHOICES)}")
+
+
+def _minilm(progress: Progress) -> Detector:
+    """The fine-tuned MiniLM on llama.cpp (no torch: a message in a few ms, a fraction of the
+    memory); on torch where llama-cpp-python is missing or cannot run it, said once."""
+    from emochat.engine.backends import llama_cpp_installed
+
+    reason = "llama-cpp-python is not installed"
+    if llama_cpp_installed():
+        from emochat.detect.llamacpp_detector import LlamaCppDetector
+
+        try:
+            return LlamaCppDetector()
+        except EmochatError as error:
+            reason = str(error)
+    from emochat.detect.tuned import TunedDetector
+
+    progress(f"the detector runs on torch, slower to start ({reason})")
+    return TunedDetector()
 
 
 class BackgroundDetector:

@@ -46,6 +46,19 @@ def tuned_path() -> Path:
     return Path(str(resources.files("emochat").joinpath(TUNED_FILE)))
 
 
+def check_outputs(path: Path) -> None:
+    """The detector file at ``path`` is readable and was trained for these outputs."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            outputs = (handle.metadata() or {}).get("outputs")
+    except (OSError, ValueError) as error:
+        raise EmochatError(f"cannot read the detector {path}: {error}") from error
+    if outputs != ",".join(OUTPUTS):
+        raise EmochatError(f"{path} was trained for other outputs")
+
+
 def save_tuned(path: Path, encoder: Any, head: Any, record: dict[str, Any]) -> None:
     """The LoRA matrices of ``encoder`` (a peft model) and the head, with how they were made."""
     import peft
@@ -102,10 +115,9 @@ class TunedDetector:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         location = path or tuned_path()
+        check_outputs(location)
         try:
             with safe_open(str(location), framework="pt") as handle:
-                if handle.metadata().get("outputs") != ",".join(OUTPUTS):
-                    raise EmochatError(f"{location} was trained for other outputs")
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
         except (OSError, ValueError) as error:
             raise EmochatError(f"cannot read the detector {location}: {error}") from error

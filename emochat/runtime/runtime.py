@@ -107,10 +107,10 @@ class Runtime:
                 self._detector = load_detector(name, backend)
             elif background:
                 self._detector = BackgroundDetector(
-                    name, lambda: load_detector(name), self._progress
+                    name, lambda: load_detector(name, progress=self._progress), self._progress
                 )
             else:
-                self._detector = load_detector(name)
+                self._detector = load_detector(name, progress=self._progress)
         return self._detector
 
     def transformers_model(self) -> LoadedModel:

@@ -85,3 +85,42 @@ def test_first_starts_at_once_on_a_fresh_cache_all_load(tmp_path) -> None:
     assert [p.name for p in converted.iterdir() if not p.name.startswith(".")] == [
         os.path.basename(outputs[0])
     ]
+
+
+@pytest.mark.slow
+def test_models_load_without_moving_stdout_or_stderr(model_cache, tmp_path) -> None:
+    """Quiet, llama-cpp-python points fds 1 and 2 at /dev/null while it loads: the app's frames
+    drawn meanwhile were lost (a status line stayed "Starting…" for good once the detector
+    loaded beside the chat model), and two loads at once could leave both at /dev/null. Watched
+    every millisecond while the chat model and the detector load in two threads, four times,
+    neither fd moves."""
+    code = (
+        "import os, threading, time\n"
+        "from emochat.detect.llamacpp_detector import LlamaCppDetector\n"
+        "from emochat.engine.backends import open_backend\n"
+        "from emochat.engine.loading import LoadOptions, resolve_source\n"
+        "def fds():\n"
+        "    return [os.readlink(f'/proc/self/fd/{fd}') for fd in (1, 2)]\n"
+        "before, seen, done = fds(), set(), threading.Event()\n"
+        "def watch():\n"
+        "    while not done.is_set():\n"
+        "        seen.add(tuple(fds()))\n"
+        "        time.sleep(0.001)\n"
+        "watcher = threading.Thread(target=watch)\n"
+        "watcher.start()\n"
+        "source, options = resolve_source('default'), LoadOptions(backend='llama.cpp')\n"
+        "for _ in range(4):\n"
+        "    loads = [threading.Thread(target=LlamaCppDetector),\n"
+        "             threading.Thread(target=open_backend, args=(source, options, print))]\n"
+        "    for load in loads: load.start()\n"
+        "    for load in loads: load.join()\n"
+        "done.set()\n"
+        "watcher.join()\n"
+        "assert seen == {tuple(before)}, (before, seen)\n"
+        "print('KEPT')\n"
+    )
+    out = tmp_path / "out.txt"
+    with out.open("w") as handle:
+        result = subprocess.run([sys.executable, "-c", code], stdout=handle, stderr=subprocess.PIPE)
+    assert result.returncode == 0, result.stderr.decode()
+    assert "KEPT" in out.read_text()
