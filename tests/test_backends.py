@@ -171,11 +171,34 @@ def test_the_next_turn_reuses_the_conversation_so_far(backend) -> None:
     second = backend.reply(history, EmotionVector.pole("sadness"), GREEDY)
     second.finish()
     assert second.stats.cached_tokens >= first.stats.prompt_tokens
-    # Not a continuation: computed afresh, whatever the mood.
+    # Not a continuation: whatever the mood, only what was read unsteered may be kept (the
+    # system prompt both share), and only where kept keys and values are exact (llama.cpp).
     for emotion in (EmotionVector.pole("sadness"), EmotionVector.pole("anger")):
         other = backend.reply(STORY, emotion, GREEDY)
         other.finish()
-        assert other.stats.cached_tokens == 0
+        if backend.kind == "llama.cpp":
+            assert 0 < other.stats.cached_tokens < other.stats.prompt_tokens
+        else:
+            assert other.stats.cached_tokens == 0
+
+
+def test_another_conversation_replies_as_if_computed_afresh(backend) -> None:
+    """A new conversation after another keeps their shared, unsteered system prompt on
+    llama.cpp (the first token comes sooner) and replies token for token as a fresh start."""
+    sadness, joy = EmotionVector.pole("sadness"), EmotionVector.pole("joy")
+    fresh(backend)
+    alone = backend.reply(STORY, sadness, GREEDY)
+    alone.finish()
+    backend.reply(HELLO, joy, GREEDY).finish()
+    after = backend.reply(STORY, sadness, GREEDY)
+    after.finish()
+    assert alone.stats.cached_tokens == 0
+    assert after.token_ids == alone.token_ids
+    shared = [*build_prompt_ids(backend.tokenizer, HELLO, 4096)]
+    story = build_prompt_ids(backend.tokenizer, STORY, 4096)
+    common = next(i for i, (a, b) in enumerate(zip(shared, story, strict=False)) if a != b)
+    expected = common if backend.kind == "llama.cpp" else 0
+    assert after.stats.cached_tokens == expected
 
 
 def test_a_reused_cache_gives_the_reply_a_fresh_start_would(backend) -> None:

@@ -113,3 +113,23 @@ def test_finishing_a_finished_reply_returns_at_once(tiny_loaded) -> None:
     assert reply.finish() == text  # would wait forever on an exhausted queue
     assert list(reply) == []
     assert reply.stats.seconds == seconds
+
+
+def test_the_prefix_rule_keeps_a_continuation_and_an_exact_unsteered_prefix() -> None:
+    from emochat.engine.generation import PrefixCache
+
+    # A reply to prompt [1 2 3 4] (its last token read steered) wrote 5 and 6, steered.
+    cache = PrefixCache().after([1, 2, 3, 4, 5, 6], prompt_length=4, reused=0)
+    assert cache.unsteered == 3
+    assert cache.reusable([1, 2, 3, 4, 5, 6, 7, 8]) == 6  # the next turn: all of it
+    assert cache.reusable([1, 2, 9, 9]) == 0  # another prompt where reuse is not exact
+    assert cache.reusable([1, 2, 9, 9], exact=True) == 2  # the shared, unsteered start
+    assert cache.reusable([1, 2, 3, 9], exact=True) == 3  # not the steered last token
+    assert cache.reusable([1, 2, 3, 4], exact=True) == 3  # the same prompt again (a replay)
+    assert cache.reusable([1, 2, 3], exact=True) == 2  # one token is always computed
+    # The next turn kept the steered reply: its unsteered start stays where it was.
+    turn = cache.after([1, 2, 3, 4, 5, 6, 7, 8, 10], prompt_length=8, reused=6)
+    assert turn.unsteered == 3
+    # Another conversation kept only the unsteered start, and read the rest unsteered.
+    other = turn.after([1, 2, 9, 9, 11], prompt_length=4, reused=2)
+    assert other.unsteered == 3

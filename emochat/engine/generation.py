@@ -238,21 +238,33 @@ def common_prefix_length(first: list[int], second: list[int]) -> int:
 class PrefixCache:
     """What the backend's key/value cache holds after a reply, and the rule for reusing it.
 
-    Only the next turn of the same conversation reuses it: a prompt that extends the last one
+    The next turn of the same conversation reuses all of it: a prompt that extends the last one
     keeps everything the cache holds of it, so the time to first token does not grow with the
     conversation, and earlier replies keep the steering they were written under (recomputed,
-    they would be read as prompt, unsteered). Any other prompt, the same
-    one again included (a seeded replay, a regenerated reply, an evaluation under another
-    mood), is computed afresh: reused keys and values are not bit-identical to recomputed ones,
-    and a reply should never read text steered by a mood it was not asked for.
+    they would be read as prompt, unsteered). Any other prompt (another conversation, the same
+    one again for a seeded replay or a regenerated reply, an evaluation under another mood) may
+    keep only the leading tokens that were read unsteered, the system prompt a new
+    conversation shares with the last one, say, and only on a backend whose reused keys and
+    values are bit-identical to recomputed ones (``exact``): a reply never reads text steered by
+    a mood it was not asked for, and is the same whatever came before it.
     """
 
     tokens: list[int] = field(default_factory=list)  # whose keys and values are cached
     prompt_length: int = 0  # of the reply that filled it
+    unsteered: int = 0  # leading tokens whose keys and values were read with no steering
 
-    def reusable(self, prompt: list[int]) -> int:
+    def reusable(self, prompt: list[int], exact: bool = False) -> int:
         """How many leading tokens of ``prompt`` need no computing."""
         common = common_prefix_length(self.tokens, prompt)
-        if self.prompt_length == 0 or common < self.prompt_length or len(prompt) <= common:
-            return 0
-        return common
+        if 0 < self.prompt_length <= common < len(prompt):
+            return common
+        if exact:
+            return max(0, min(common, self.unsteered, len(prompt) - 1))
+        return 0
+
+    def after(self, cached: list[int], prompt_length: int, reused: int) -> PrefixCache:
+        """The cache after a reply to a prompt of ``prompt_length`` that kept ``reused`` of these
+        tokens: the prompt is read unsteered up to its last token, unless the part it kept
+        already held steered ones."""
+        unsteered = prompt_length - 1 if reused <= self.unsteered else self.unsteered
+        return PrefixCache(cached, prompt_length, max(0, unsteered))

@@ -49,6 +49,9 @@ class Backend(ABC):
 
     info: ModelInfo
     tokenizer: Any
+    # Whether keys and values kept in the cache are bit-identical to recomputed ones, so an
+    # unsteered prefix (a shared system prompt) may be kept across conversations.
+    exact_prefix = False
 
     def __init__(self) -> None:
         self.modulator: Modulator = NoModulation()
@@ -114,7 +117,7 @@ class Backend(ABC):
             self.tokenizer, self.prepare_messages(messages, emotion), budget
         )
         self.modulator.set_emotion(emotion)
-        return prompt_ids, self._prefix.reusable(prompt_ids)
+        return prompt_ids, self._prefix.reusable(prompt_ids, self.exact_prefix)
 
     def _acquire(self) -> None:
         if not self._busy.acquire(blocking=False):
@@ -135,10 +138,10 @@ class Backend(ABC):
             raise
 
         def loop(emit: Emit, cancel: threading.Event, stats: ReplyStats) -> None:
-            self._prefix = PrefixCache()  # unknown until the run says what it cached
+            before, self._prefix = self._prefix, PrefixCache()  # unknown until the run says
             job = Generation(prompt_ids, keep, settings, emit, cancel)
             stats.cached_tokens, cached = self._run(job)
-            self._prefix = PrefixCache(cached, len(prompt_ids))
+            self._prefix = before.after(cached, len(prompt_ids), stats.cached_tokens)
 
         return stream_reply(
             loop,

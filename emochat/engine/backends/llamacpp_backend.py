@@ -92,6 +92,9 @@ def gpu_offload_available() -> bool:
 
 class LlamaCppBackend(Backend):
     kind = "llama.cpp"
+    # Measured: a prompt's last-token logits were bit-identical whether its shared prefix was
+    # kept from another prompt or computed afresh (20 of 20 pairs; tests/test_backends.py).
+    exact_prefix = True
 
     def __init__(self, llama: Any, source: ModelSource, info: ModelInfo, threads: int) -> None:
         super().__init__()
