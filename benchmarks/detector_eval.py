@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 PLAIN = [
     "I just got the job!!!",
@@ -59,6 +60,17 @@ def latency(detector, texts: list[str], count: int) -> tuple[float, float]:
     return statistics.median(timings), timings[int(0.95 * (len(timings) - 1))]
 
 
+def make_detector(name: str) -> Any:
+    """A detector by its --detector name, or ``minilm-torch``: the torch fallback."""
+    if name == "minilm-torch":
+        from emochat.detect.tuned import TunedDetector
+
+        return TunedDetector()
+    from emochat.detect import load_detector
+
+    return load_detector(name)
+
+
 def jsonl_seconds(texts: list[str], detector: str) -> float:
     with tempfile.TemporaryFile("w+") as lines:
         lines.write("\n".join(text.replace("\n", " ") for text in texts) + "\n")
@@ -75,14 +87,20 @@ def jsonl_seconds(texts: list[str], detector: str) -> float:
 
 def main() -> None:
     import torch
+    from tokenizers import Tokenizer
 
     from emochat.cli import quiet_library_logs
-    from emochat.detect import load_detector, read_many
+    from emochat.detect import read_many
+    from emochat.detect.embedding import minilm_path
     from emochat.detect.goemotions import data_dir, load_split, score_poles
 
     quiet_library_logs()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--detectors", default="minilm,vader")
+    parser.add_argument(
+        "--detectors",
+        default="minilm,minilm-torch,vader",
+        help="minilm is the default (llama.cpp), minilm-torch the same detector on torch",
+    )
     parser.add_argument("--data", help="GoEmotions folder (default ../shared/data/goemotions)")
     parser.add_argument("--timing", type=int, default=300, help="messages to time one by one")
     parser.add_argument(
@@ -94,7 +112,7 @@ def main() -> None:
     names = args.detectors.split(",")
     examples = load_split("dev", data_dir(args.data))
     texts = [example.text for example in examples]
-    detectors = {name: load_detector(name) for name in names}
+    detectors = {name: make_detector(name) for name in names}
     readings = {name: read_many(detector, texts) for name, detector in detectors.items()}
     scores = {
         name: score_poles(examples, [reading.vector.to_list() for reading in rows])
@@ -102,15 +120,15 @@ def main() -> None:
     }
 
     print(f"GoEmotions dev: {len(examples)} texts")
-    print(f"{'AUROC':<28}" + "".join(f"{name:>10}" for name in names))
+    print(f"{'AUROC':<28}" + "".join(f"{name:>14}" for name in names))
     for pole in scores[names[0]]:
-        print(f"{pole:<28}" + "".join(f"{scores[name][pole]:>10.3f}" for name in names))
+        print(f"{pole:<28}" + "".join(f"{scores[name][pole]:>14.3f}" for name in names))
     for label, keep in (("mean over poles", False), ("mean incl. pole vs pole", True)):
         means = [
             statistics.fmean(v for p, v in scores[name].items() if keep or " vs " not in p)
             for name in names
         ]
-        print(f"{label:<28}" + "".join(f"{mean:>10.3f}" for mean in means))
+        print(f"{label:<28}" + "".join(f"{mean:>14.3f}" for mean in means))
 
     first = names[0]
     print(f"\nreliability of {first}'s confidence (share of texts with an emotion label)")
@@ -122,8 +140,9 @@ def main() -> None:
     for text, reading in zip(PLAIN, read_many(detectors[first], PLAIN), strict=True):
         print(f"  {text:<50} {reading.vector.describe(limit=2):<32} conf {reading.confidence:.2f}")
 
-    tokenizer = getattr(detectors[first], "_tokenizer", None)
-    short = [t for t in texts if tokenizer is None or len(tokenizer(t)["input_ids"]) <= 64]
+    tokenizer = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
+    tokenizer.no_padding()
+    short = [t for t in texts if len(tokenizer.encode(t).ids) <= 64]
     print()
     for name, detector in detectors.items():
         p50, p95 = latency(detector, short, args.timing)
