@@ -265,6 +265,16 @@ def test_detect_cli_table_json_and_jsonl() -> None:
     assert records[1]["vector"][0] > records[0]["vector"][0]
 
 
+def test_detect_reads_without_a_chat_model() -> None:
+    """A text detector needs no chat model: a --model that is not there (or a default model
+    that is not installed) is not looked for; the probe, which reads the model, refuses it."""
+    result = _detect("My dog died this morning.", "--model", "./nowhere", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["vector"][0] < -0.3
+    result = _detect("hi", "--model", "./nowhere", "--detector", "probe")
+    assert result.returncode == 2 and "no such model folder" in result.stderr
+
+
 def test_detect_cli_errors() -> None:
     result = _detect("text", "--jsonl")
     assert result.returncode == 2 and "give no TEXT" in result.stderr

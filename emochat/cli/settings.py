@@ -62,11 +62,12 @@ def say_config(args: argparse.Namespace) -> RunConfig:
 
 
 def detect_config(args: argparse.Namespace) -> RunConfig:
-    """The probe reads the bare model: nothing modulates it."""
+    """The probe reads the bare model (nothing modulates it); the other detectors need none."""
     return RunConfig(
         model=model_config(args),
         generation=GenerationConfig(modulation="off"),
         detector=args.detector,
+        uses_model=args.detector == "probe",
     )
 
 

@@ -67,6 +67,9 @@ class RunConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     detector: str | None = None  # how user messages are read; None where none are
     policy: str = "mirror"  # how the mood follows the user's messages
+    # False where the command runs no chat model (detect with a text detector): the model flags
+    # are still checked, but the model is not looked for
+    uses_model: bool = True
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:

@@ -44,13 +44,9 @@ class Runtime:
         self.config = config
         self._progress = progress
         self._warn = warn or progress
-        source = resolve_source(config.model.model)
-        self.modulation = choose_modulation(config.generation.modulation, source)
-        if self.modulation == "embed":  # a model that ships a trained projection loads with it
-            shipped = shipped_embed_checkpoint(source)
-            if shipped is not None:
-                source = replace(resolve_source(str(shipped)), requested=source.requested)
-        self.source: ModelSource = source
+        self._settled: tuple[ModelSource, str] | None = None
+        if config.uses_model:
+            self._settle_model()  # a missing model is said now, before anything loads
         self.load_options = LoadOptions(
             quant=config.model.quant,
             device=config.model.device,
@@ -61,6 +57,26 @@ class Runtime:
         self._backend: Backend | None = None
         self._detector: Detector | None = None
         self._sampling: SamplingSettings | None = None
+
+    def _settle_model(self) -> tuple[ModelSource, str]:
+        """The model's source and how the emotion reaches it, settled once."""
+        if self._settled is None:
+            source = resolve_source(self.config.model.model)
+            modulation = choose_modulation(self.config.generation.modulation, source)
+            if modulation == "embed":  # a model that ships a trained projection loads with it
+                shipped = shipped_embed_checkpoint(source)
+                if shipped is not None:
+                    source = replace(resolve_source(str(shipped)), requested=source.requested)
+            self._settled = (source, modulation)
+        return self._settled
+
+    @property
+    def source(self) -> ModelSource:
+        return self._settle_model()[0]
+
+    @property
+    def modulation(self) -> str:
+        return self._settle_model()[1]
 
     def _backend_choice(self) -> str:
         """The backend asked for; the probe detector reads hidden states, which only the
