@@ -34,7 +34,6 @@ def _record(text: str, reading: Reading) -> str:
 def run_detect(args: argparse.Namespace) -> int:
     from emochat.runtime import Runtime
 
-    # Every detector reads on one thread (two could stall on a busy machine).
     detector = Runtime(detect_config(args), progress_printer).detector()
     if args.jsonl:
         if args.text:

@@ -104,6 +104,18 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def readings_from_logits(logits: Any, calibration: tuple[float, float]) -> list[Reading]:
+    """The readings of the head's outputs (numpy, [texts, outputs]): p(neutral) =
+    sigmoid(scale · logit + bias), the poles' plain sigmoids."""
+    import numpy as np
+
+    scale, bias = calibration
+    logits = np.array(logits, dtype=np.float32)
+    logits[:, -1] = logits[:, -1] * scale + bias
+    probabilities = 1.0 / (1.0 + np.exp(-logits))
+    return [reading_from_probabilities(row) for row in probabilities.tolist()]
+
+
 def reading_from_probabilities(probabilities: list[float]) -> Reading:
     emotional = 1.0 - probabilities[-1]
     values = tuple(

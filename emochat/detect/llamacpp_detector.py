@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from emochat.detect.embedding import minilm_path, reading_from_probabilities
+from emochat.detect.embedding import minilm_path, readings_from_logits
 from emochat.detect.minilm_gguf import detector_gguf
 from emochat.detect.types import Reading
 from emochat.errors import EmochatError
@@ -25,6 +25,8 @@ BATCH_TOKENS = TEXTS_PER_DECODE * MAX_TOKENS
 
 class Head:
     """The detector's linear head and its calibration of "neutral", in numpy."""
+
+    calibration: tuple[float, float]
 
     def __init__(self, tuned: Path) -> None:
         import numpy as np
@@ -42,14 +44,8 @@ class Head:
         scale, bias = tensors.get("calibration", np.array([1.0, 0.0])).tolist()
         self.calibration = (float(scale), float(bias))
 
-    def probabilities(self, pooled: Any) -> Any:
-        """Per text, p(each pole) and p(neutral), the neutral logit calibrated."""
-        import numpy as np
-
-        logits = pooled @ self.weight.T + self.bias
-        scale, bias = self.calibration
-        logits[:, -1] = logits[:, -1] * scale + bias
-        return 1.0 / (1.0 + np.exp(-logits))
+    def readings(self, pooled: Any) -> list[Reading]:
+        return readings_from_logits(pooled @ self.weight.T + self.bias, self.calibration)
 
 
 def _tokenizer(encoder_dir: Path) -> Any:
@@ -92,14 +88,15 @@ class LlamaCppDetector:
 
         tuned = tuned or tuned_path()
         self._head = Head(tuned)
-        gguf = detector_gguf(minilm_path(), tuned)
+        encoder = minilm_path()
+        gguf = detector_gguf(encoder, tuned)
         try:
             self._llama = _open(gguf)
         except EmochatError:  # a damaged file in the cache (a full disk, a crash): once more
             gguf.unlink(missing_ok=True)
-            self._llama = _open(detector_gguf(minilm_path(), tuned))
+            self._llama = _open(detector_gguf(encoder, tuned))
         self._n_embd = int(self._llama.n_embd())
-        self._tokenizer = _tokenizer(minilm_path())
+        self._tokenizer = _tokenizer(encoder)
 
     def _pooled(self, texts: list[str]) -> Any:
         """The mean-pooled sentence states, [texts, hidden], eight texts a decode."""
@@ -137,8 +134,7 @@ class LlamaCppDetector:
     def read_many(self, texts: list[str]) -> list[Reading]:
         if not texts:
             return []
-        probabilities = self._head.probabilities(self._pooled(texts))
-        return [reading_from_probabilities(row) for row in probabilities.tolist()]
+        return self._head.readings(self._pooled(texts))
 
     def read(self, text: str) -> Reading:
         return self.read_many([text])[0]

@@ -20,7 +20,7 @@ from emochat.detect.embedding import (
     OUTPUTS,
     minilm_path,
     pooled_batches,
-    reading_from_probabilities,
+    readings_from_logits,
 )
 from emochat.detect.types import Reading
 from emochat.errors import EmochatError
@@ -147,18 +147,10 @@ class TunedDetector:
             ]
             return torch.cat(rows) if rows else torch.zeros(0, len(OUTPUTS))
 
-    def probabilities(self, texts: list[str]) -> Any:
-        import torch
-
-        logits = self.logits(texts)
-        scale, bias = self._calibration
-        neutral = logits[:, -1:] * scale + bias
-        return torch.sigmoid(torch.cat([logits[:, :-1], neutral], dim=1))
-
     def read_many(self, texts: list[str]) -> list[Reading]:
         if not texts:
             return []
-        return [reading_from_probabilities(row) for row in self.probabilities(texts).tolist()]
+        return readings_from_logits(self.logits(texts).numpy(), self._calibration)
 
     def read(self, text: str) -> Reading:
         return self.read_many([text])[0]

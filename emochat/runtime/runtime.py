@@ -157,12 +157,10 @@ class Runtime:
 
     def sampling(self) -> SamplingSettings:
         """The sampling settings, with the reply limit (``auto`` by default) fitted to the
-        model's context: a limit that would leave the prompt no room is capped at half."""
-        if self._sampling is None:
-            self._sampling = self._fitted_sampling()
-        return self._sampling
-
-    def _fitted_sampling(self) -> SamplingSettings:
+        model's context: a limit that would leave the prompt no room is capped at half (said
+        once)."""
+        if self._sampling is not None:
+            return self._sampling
         info = self.backend().info
         limit = self.config.generation.max_new_tokens
         if limit == "auto":
@@ -174,10 +172,13 @@ class Runtime:
                 f"{info.name}'s context of {info.context_length} tokens; using {capped}"
             )
             limit = capped
-        return self.config.generation.sampling(limit)
+        self._sampling = self.config.generation.sampling(limit)
+        return self._sampling
 
     # ------------------------------------------------------------- sessions
-    def _header(self, state: EmotionState, settings: SamplingSettings, source: str) -> Any:
+    def _header(
+        self, state: EmotionState, settings: SamplingSettings, source: str
+    ) -> dict[str, Any]:
         backend, generation = self.backend(), self.config.generation
         return conversation_header(
             backend.info,

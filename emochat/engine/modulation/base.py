@@ -66,7 +66,8 @@ class CombinedModulator(Modulator):
         return "\n\n".join(texts) or None
 
     def set_intensity(self, intensity: float) -> bool:
-        return any([part.set_intensity(intensity) for part in self.parts])
+        changed = [part.set_intensity(intensity) for part in self.parts]  # every part, no short cut
+        return any(changed)
 
     @contextmanager
     def prompt_phase(self) -> Iterator[None]:
