@@ -10,7 +10,7 @@ from tests.conftest import transformers_backend
 
 
 def test_probe_reads_without_the_steering_it_shares_the_model_with(tiny_loaded) -> None:
-    directions = extract_directions(tiny_loaded)
+    directions = extract_directions(transformers_backend(tiny_loaded))
     steering = SteeringModulator(directions, intensity=3)
     engine = transformers_backend(tiny_loaded, steering)
     try:

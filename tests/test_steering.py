@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ PROMPT = [{"role": "user", "content": "How are you feeling today?"}]
 
 @pytest.fixture(scope="module")
 def tiny_directions(tiny_loaded) -> EmotionDirections:
-    return extract_directions(tiny_loaded)
+    return extract_directions(transformers_backend(tiny_loaded))
 
 
 def _logits(model, text="Hello there") -> torch.Tensor:
@@ -35,7 +36,10 @@ def test_extraction_gives_one_direction_per_axis_and_layer(tiny_loaded, tiny_dir
     assert d.residual_norms.shape == (4,)
     assert d.band == default_band(4) == (1, 2)
     assert all(scale > 0 and np.isfinite(scale) for scale in d.scales)
-    assert np.linalg.norm(d.values, axis=-1).min() > 0
+    # blocks up to the band's end are read; later ones are never steered and stay zero
+    assert d.metadata["measured_layers"] == d.band[1] == 2
+    assert np.linalg.norm(d.values[:, :2], axis=-1).min() > 0
+    assert not d.values[:, 2:].any() and not d.residual_norms[2:].any()
     assert d.metadata["n_layers"] == 4
     assert d.metadata["hidden_size"] == 64
     assert d.metadata["prompt_set_version"] == 2
@@ -175,15 +179,17 @@ def test_steering_works_on_a_4bit_model(tiny_model_dir, tiny_directions) -> None
 
 def test_vectors_are_built_once_then_cached(tiny_loaded, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("EMOCHAT_CACHE", str(tmp_path))
-    assert directions_for(tiny_loaded, build=False) is None
+    backend = transformers_backend(tiny_loaded)
+    assert directions_for(backend, build=False) is None
     messages: list[str] = []
-    built = directions_for(tiny_loaded, messages.append)
-    assert any("building them once" in message for message in messages)
+    built = directions_for(backend, messages.append)
+    assert messages[-1].startswith("Building emotion vectors for")
+    assert re.search(rf" {len(messages)}/{len(messages)} in \d+ s$", messages[-1])
     monkeypatch.setattr(
         "emochat.engine.extraction.extract_directions",
         lambda *a, **k: pytest.fail("built again"),
     )
-    cached = directions_for(tiny_loaded)
+    cached = directions_for(backend)
     assert np.array_equal(cached.values, built.values)
 
 

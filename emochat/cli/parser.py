@@ -238,13 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="vectors_command", metavar="ACTION", required=True
     )
     build = vector_commands.add_parser(
-        "build", parents=[model_options()], help="derive steering vectors for a model"
+        "build",
+        parents=[model_options(backend=True)],
+        help="derive steering vectors for a model (a GGUF natively, on llama.cpp)",
     )
     build.add_argument("--out", help="folder to write (default: emochat's cache for this model)")
     build.set_defaults(handler=_lazy("emochat.cli.vectors:run_build"))
     export = vector_commands.add_parser(
         "export",
-        parents=[model_options()],
+        parents=[model_options(backend=True)],
         help="write llama.cpp control-vector GGUF files (one per axis, or one for --emotion)",
     )
     export.add_argument("--out", default="control-vectors", help="folder, or a .gguf file")

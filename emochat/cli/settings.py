@@ -72,7 +72,8 @@ def detect_config(args: argparse.Namespace) -> RunConfig:
 
 
 def vectors_config(args: argparse.Namespace) -> RunConfig:
-    return RunConfig(model=model_config(args))
+    """The bare model: vectors are read from it, not applied to it."""
+    return RunConfig(model=model_config(args), generation=GenerationConfig(modulation="off"))
 
 
 def train_data_config(args: argparse.Namespace) -> RunConfig:

@@ -32,10 +32,11 @@ def run_build(args: argparse.Namespace) -> int:
     runtime = Runtime(vectors_config(args), progress_printer)
     if args.out:
         check_writable(Path(args.out).expanduser())
-    loaded = runtime.transformers_model()
+    backend = runtime.backend()
     started = time.perf_counter()
-    directions = extract_directions(loaded, progress_printer)
-    folder = Path(args.out).expanduser() if args.out else cached_directions_dir(loaded.info)
+    directions = extract_directions(backend, progress_printer)
+    info = backend.info
+    folder = Path(args.out).expanduser() if args.out else cached_directions_dir(info)
     try:
         directions.save(folder)
     except OSError as error:
@@ -43,7 +44,7 @@ def run_build(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     start, stop = directions.band
     print(
-        f"Built emotion vectors for {loaded.info.name} in {seconds:.0f} s "
+        f"Built emotion vectors for {info.name} on {info.backend} in {seconds:.0f} s "
         f"(layers {start}-{stop - 1} of {directions.n_layers}): {folder}"
     )
     return 0
@@ -61,13 +62,13 @@ def run_export(args: argparse.Namespace) -> int:
     emotion = emotion_from_flag(args.emotion)
     runtime = Runtime(vectors_config(args), progress_printer)
     check_writable(out.parent if out.suffix == ".gguf" else out)
-    loaded = runtime.transformers_model()
-    directions = directions_for(loaded, progress_printer, build=args.build_vectors)
+    backend = runtime.backend()
+    directions = directions_for(backend, progress_printer, build=args.build_vectors)
     if directions is None:
         raise EmochatError(
-            f"no emotion vectors for {loaded.info.name}; run `emochat vectors build`"
+            f"no emotion vectors for {backend.info.name}; run `emochat vectors build`"
         )
-    hint = str(getattr(loaded.model.config, "model_type", "llama"))
+    hint = backend.info.architecture
     if emotion is not None:
         target = out if out.suffix == ".gguf" else out / "emotion.gguf"
         offsets = directions.offsets(emotion, args.intensity)

@@ -2,22 +2,29 @@
 contrast pairs that hold the topic fixed (the same question, answered with a framing sentence
 worded alike for the two poles of an axis, read over the framing's tokens). Strength is set
 relative to the residual-stream norm at each layer, so one ``intensity`` means about the same on
-models of different sizes."""
+models of different sizes.
+
+How the block outputs are read is the backend's (:meth:`Backend.read_framings`): llama.cpp reads
+them from the GGUF's own 4-bit weights through its eval callback, transformers through forward
+hooks. Both read each question once and all its framings beside it, and only the blocks up to
+the end of the steered band: later blocks are never steered, and skipping them saves a third of
+the work."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emochat.emotion import AXES, N_AXES
 from emochat.engine.directions import EmotionDirections, cached_directions_dir, find_directions
-from emochat.engine.layers import block_hidden, find_decoder_layers
-from emochat.engine.loading import LoadedModel
 from emochat.engine.prompt import render_prompt
 from emochat.progress import Progress, no_progress
+
+if TYPE_CHECKING:
+    from emochat.engine.backends.base import Backend
 
 # At |e| = 1 and intensity 1 an axis adds this fraction of the residual norm, averaged over the
 # band. On the default model the raw JOY−SADNESS difference is 0.04 of the norm there; 0.03
@@ -35,90 +42,102 @@ def load_prompt_set() -> dict[str, Any]:
     return json.loads(text)
 
 
-@contextmanager
-def _capture_block_outputs(layers: Any) -> Iterator[list[Any]]:
-    """While open, ``captured[i]`` holds decoder block i's output (first sequence) of the last
-    forward pass."""
-    captured: list[Any] = [None] * len(layers)
-    handles = []
-    for index, layer in enumerate(layers):
+@dataclass(frozen=True)
+class FramedQuestion:
+    """One question as the model reads it, and the framings that answer it: each framing's own
+    tokens (they follow ``prompt_ids``), with the pole it speaks for."""
 
-        def record(module: Any, args: Any, output: Any, index: int = index) -> None:
-            captured[index] = block_hidden(output)[0].detach().float()
-
-        handles.append(layer.register_forward_hook(record))
-    try:
-        yield captured
-    finally:
-        for handle in handles:
-            handle.remove()
+    prompt_ids: list[int]
+    framings: list[list[int]]
+    poles: list[str]
 
 
-def _framed_states(loaded: LoadedModel, prompt_set: dict[str, Any]) -> dict[str, Any]:
-    """Per pole, for every question and every framing of that pole: the block outputs averaged
-    over the framing's tokens, read as the start of the assistant's reply.
-    {pole: [pairs, n_layers, hidden]}"""
-    import torch
+def framed_questions(tokenizer: Any, prompt_set: dict[str, Any]) -> list[FramedQuestion]:
+    """Every question of the prompt set, templated as a chat, with every framing tokenized as
+    the start of the assistant's reply."""
+    questions = []
+    for question in prompt_set["questions"]:
+        prompt, _ = render_prompt(tokenizer, [{"role": "user", "content": question}])
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        framings, poles = [], []
+        for pole, texts in prompt_set["framings"].items():
+            for text in texts:
+                full = tokenizer(prompt + text, add_special_tokens=False)["input_ids"]
+                if full[: len(prompt_ids)] == prompt_ids:
+                    own = full[len(prompt_ids) :]
+                else:  # the tokenizer merged across the seam: read the framing on its own
+                    own = tokenizer(text, add_special_tokens=False)["input_ids"]
+                framings.append(list(own))
+                poles.append(pole)
+        questions.append(FramedQuestion(list(prompt_ids), framings, poles))
+    return questions
 
-    model, tokenizer = loaded.model, loaded.tokenizer
-    device = next(model.parameters()).device
-    rows: dict[str, list[Any]] = {pole: [] for pole in prompt_set["framings"]}
-    with torch.inference_mode(), _capture_block_outputs(find_decoder_layers(model)) as captured:
-        for question in prompt_set["questions"]:
-            prompt, _ = render_prompt(tokenizer, [{"role": "user", "content": question}])
-            start = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-            for pole, framings in prompt_set["framings"].items():
-                for framing in framings:
-                    text = prompt + framing
-                    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")
-                    model(input_ids=ids["input_ids"].to(device))
-                    rows[pole].append(torch.stack([h[start:].mean(0).cpu() for h in captured]))
-    return {pole: torch.stack(states) for pole, states in rows.items()}
 
-
-def extract_directions(loaded: LoadedModel, progress: Progress = no_progress) -> EmotionDirections:
-    """Build the directions for ``loaded`` from the shipped contrast pairs: the same question
-    answered with the same framing sentence in each pole's words."""
-    import torch
+def extract_directions(backend: Backend, progress: Progress = no_progress) -> EmotionDirections:
+    """Build the directions for the model on ``backend`` from the shipped contrast pairs: the
+    same question answered with the same framing sentence in each pole's words."""
+    import numpy as np
 
     prompt_set = load_prompt_set()
-    progress(f"Reading {N_AXES} axes × 2 poles over the contrast pairs…")
-    states = _framed_states(loaded, prompt_set)
-    values = torch.stack([(states[axis.positive] - states[axis.negative]).mean(0) for axis in AXES])
-    residual_norms = torch.cat(list(states.values())).mean(0).norm(dim=-1)
-    band = default_band(values.shape[1])
+    questions = framed_questions(backend.tokenizer, prompt_set)
+    info = backend.info
+    band = default_band(info.n_layers)
+    measured = band[1]
+    rows: dict[str, list[Any]] = {pole: [] for pole in prompt_set["framings"]}
+    started = time.perf_counter()
+    for done, question in enumerate(questions, start=1):
+        means = backend.read_framings(question, measured)  # [framings, measured, hidden]
+        for pole, state in zip(question.poles, means, strict=True):
+            rows[pole].append(state)
+        progress(_progress_line(info.name, done, len(questions), time.perf_counter() - started))
+    states = {pole: np.stack(values) for pole, values in rows.items()}
+    values = np.zeros((N_AXES, info.n_layers, info.hidden_size), dtype=np.float32)
+    for index, axis in enumerate(AXES):
+        values[index, :measured] = (states[axis.positive] - states[axis.negative]).mean(0)
+    residual_norms = np.zeros(info.n_layers, dtype=np.float32)
+    every_framing = np.concatenate(list(states.values()))
+    residual_norms[:measured] = np.linalg.norm(every_framing.mean(0), axis=-1)
     start, stop = band
-    relative = values[:, start:stop].norm(dim=-1) / residual_norms[start:stop]
-    scales = (TARGET_RELATIVE_STRENGTH / relative.mean(dim=-1).clamp_min(1e-6)).tolist()
+    relative = np.linalg.norm(values[:, start:stop], axis=-1) / residual_norms[start:stop]
+    scales = (TARGET_RELATIVE_STRENGTH / np.maximum(relative.mean(axis=-1), 1e-6)).tolist()
     metadata = {
-        "model": loaded.info.name,
-        "model_source": loaded.info.source,
-        "hidden_size": loaded.info.hidden_size,
-        "n_layers": loaded.info.n_layers,
+        "model": info.name,
+        "model_source": info.source,
+        "hidden_size": info.hidden_size,
+        "n_layers": info.n_layers,
+        # blocks from here on were not read (never steered): their rows are zero
+        "measured_layers": measured,
+        "built_with": info.backend,
         "prompt_set_version": prompt_set["version"],
         "target_relative_strength": TARGET_RELATIVE_STRENGTH,
     }
-    return EmotionDirections(values.numpy(), residual_norms.numpy(), band, scales, metadata)
+    return EmotionDirections(values, residual_norms, band, [float(s) for s in scales], metadata)
+
+
+def _progress_line(name: str, done: int, total: int, seconds: float) -> str:
+    left = seconds / done * (total - done)
+    bar = "█" * round(20 * done / total)
+    estimate = f", about {left:.0f} s left" if done < total else f" in {seconds:.0f} s"
+    return f"Building emotion vectors for {name}: {bar:░<20} {done}/{total}{estimate}"
 
 
 def build_and_cache_directions(
-    loaded: LoadedModel, progress: Progress = no_progress
+    backend: Backend, progress: Progress = no_progress
 ) -> EmotionDirections:
-    """Extract new directions for ``loaded`` and keep them in the cache."""
-    progress(f"No emotion vectors for {loaded.info.name} yet: building them once…")
-    directions = extract_directions(loaded, progress)
+    """Extract new directions for the model on ``backend`` and keep them in the cache."""
+    directions = extract_directions(backend, progress)
     try:
-        directions.save(cached_directions_dir(loaded.info))
+        directions.save(cached_directions_dir(backend.info))
     except OSError as error:
         progress(f"Could not cache the emotion vectors: {error}")
     return directions
 
 
 def directions_for(
-    loaded: LoadedModel, progress: Progress = no_progress, build: bool = True
+    backend: Backend, progress: Progress = no_progress, build: bool = True
 ) -> EmotionDirections | None:
     """The shipped or cached directions for this model, else (if ``build``) new ones."""
-    found = find_directions(loaded.info)
+    found = find_directions(backend.info)
     if found is not None or not build:
         return found
-    return build_and_cache_directions(loaded, progress)
+    return build_and_cache_directions(backend, progress)

@@ -1,4 +1,5 @@
-"""The decoder blocks of a transformers model, and what a block's forward hook receives."""
+"""The decoder blocks of a transformers model, what a block's forward hook receives, and what
+its forward calls the key/value cache."""
 
 from __future__ import annotations
 
@@ -31,3 +32,12 @@ def block_hidden(output: Any) -> Any:
     """The hidden states in a decoder block's output: some blocks return them alone, others
     in a tuple with attention weights or the cache."""
     return output[0] if isinstance(output, tuple) else output
+
+
+def cache_argument(model: Any) -> str:
+    """transformers 5 calls the key/value cache ``cache``; earlier versions (and models with
+    their own forward) ``past_key_values``."""
+    import inspect
+
+    parameters = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"

@@ -58,6 +58,7 @@ class ModelInfo:
     context_length: int
     adapter: str | None = None  # a PEFT adapter folder applied on top of the base model
     backend: str = "transformers"
+    architecture: str = ""  # as the model names it: "llama", "gemma3", …
 
 
 @dataclass
@@ -450,6 +451,7 @@ def load_model(
         hidden_size=int(config.hidden_size),
         context_length=_context_length(config, tokenizer),
         adapter=source.adapter,
+        architecture=str(getattr(config, "model_type", "")),
     )
     return LoadedModel(model=model, tokenizer=tokenizer, info=info)
 

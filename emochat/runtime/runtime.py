@@ -92,8 +92,10 @@ class Runtime:
         return "transformers"
 
     # ------------------------------------------------------------ what runs
-    def backend(self) -> Backend:
-        """The model on its backend, with the modulator the configuration says (loaded once)."""
+    def backend(self, build_behind: bool = False) -> Backend:
+        """The model on its backend, with the modulator the configuration says (loaded once).
+        ``build_behind``: directions a model lacks are built while it answers unsteered, where
+        the backend can (the app), not before it answers."""
         if self._backend is None:
             generation = self.config.generation
             backend = open_backend(self.source, self.load_options, self._progress)
@@ -104,6 +106,7 @@ class Runtime:
                     generation.intensity,
                     generation.build_directions,
                     self._progress,
+                    build_behind,
                 )
             )
             self._backend = backend
@@ -128,10 +131,6 @@ class Runtime:
             else:
                 self._detector = load_detector(name, progress=self._progress)
         return self._detector
-
-    def transformers_model(self) -> LoadedModel:
-        """The model as transformers loads it (for building and exporting directions)."""
-        return load_model(self.source, self.load_options, self._progress)
 
     def training_model(self) -> LoadedModel:
         """The model to train on: float32 on the CPU, bfloat16 on CUDA, NF4 (QLoRA) there when
@@ -197,7 +196,7 @@ class Runtime:
         the chats' warnings report to ``progress`` (the app's status line)."""
         self._progress = self._warn = progress
         self.detector(background=True)
-        self.backend()
+        self.backend(build_behind=True)
         first = self.session_for(resumed, emotion=self.config.generation.emotion)
         return Chats(self.session_for, first)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emochat.emotion import EmotionVector
 from emochat.engine.directions import EmotionDirections
@@ -23,11 +23,13 @@ from emochat.engine.generation import (
     SamplingSettings,
     stream_reply,
 )
-from emochat.engine.loading import LoadedModel, ModelInfo
+from emochat.engine.loading import ModelInfo
 from emochat.engine.modulation.base import Modulator, NoModulation
 from emochat.engine.prompt import ChatMessage, build_prompt_ids
 from emochat.errors import EmochatError
-from emochat.progress import Progress
+
+if TYPE_CHECKING:
+    from emochat.engine.extraction import FramedQuestion
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,14 @@ class Backend(ABC):
         """The modulator that steers this backend with ``directions``."""
 
     @abstractmethod
-    def extraction_model(self, progress: Progress) -> LoadedModel:
-        """The model as transformers loads it, to measure new steering directions with."""
+    def read_framings(self, question: FramedQuestion, blocks: int) -> Any:
+        """For each of ``question``'s framings, decoder blocks ``0..blocks-1``'s outputs
+        averaged over the framing's tokens, read from the bare model: float32 numpy
+        [framings, blocks, hidden] (how steering directions are measured)."""
+
+    # Whether read_framings may run while a reply is being generated (building directions
+    # behind a chat that answers meanwhile)
+    reads_beside_replies = False
 
     @property
     def projection_dir(self) -> Path | None:

@@ -5,25 +5,27 @@ prefix between replies (``Llama.generate`` matches it; :class:`PrefixCache` boun
 from __future__ import annotations
 
 import ctypes
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emochat.engine.backends.base import Backend, Generation
 from emochat.engine.directions import EmotionDirections
 from emochat.engine.generation import common_prefix_length
 from emochat.engine.llama_process import open_llama, route_llama_logs
 from emochat.engine.loading import (
-    LoadedModel,
     LoadOptions,
     ModelInfo,
     ModelSource,
     default_threads,
-    load_model,
     prompt_threads,
 )
 from emochat.engine.modulation.base import Modulator
 from emochat.engine.modulation.control_vector import ControlVectorModulator
 from emochat.errors import EmochatError
 from emochat.progress import Progress
+
+if TYPE_CHECKING:
+    from emochat.engine.extraction import FramedQuestion
+    from emochat.engine.llama_blocks import BlockReader
 
 LLAMA_CPP_INSTALL = 'pip install "emochat[llamacpp]"'
 # The context is capped: llama.cpp allocates the whole key/value cache up front, and a model
@@ -96,16 +98,16 @@ class LlamaCppBackend(Backend):
     # kept from another prompt or computed afresh (20 of 20 pairs; tests/test_backends.py).
     exact_prefix = True
 
-    def __init__(self, llama: Any, source: ModelSource, info: ModelInfo, threads: int) -> None:
+    def __init__(self, llama: Any, info: ModelInfo, read_threads: int) -> None:
         super().__init__()
         import llama_cpp
 
         self._llama = llama
-        self._source = source
         self._vocab = llama_cpp.llama_model_get_vocab(llama.model)
-        self._threads = threads
+        self._read_threads = read_threads
         self.info = info
         self.tokenizer = GGUFTokenizer(llama)
+        self._reader: BlockReader | None = None
 
     @classmethod
     def load(cls, source: ModelSource, options: LoadOptions, progress: Progress) -> LlamaCppBackend:
@@ -144,8 +146,9 @@ class LlamaCppBackend(Backend):
             hidden_size=int(llama.n_embd()),
             context_length=min(int(llama.n_ctx()), trained) if trained > 0 else llama.n_ctx(),
             backend=cls.kind,
+            architecture=str(llama.metadata.get("general.architecture", "")),
         )
-        return cls(llama, source, info, threads)
+        return cls(llama, info, options.threads or prompt_threads())
 
     def _modulation_target(self) -> Any:
         return self._llama
@@ -153,13 +156,16 @@ class LlamaCppBackend(Backend):
     def steering(self, directions: EmotionDirections, intensity: float) -> Modulator:
         return ControlVectorModulator(directions, intensity)
 
-    def extraction_model(self, progress: Progress) -> LoadedModel:
-        """The same GGUF through transformers (converted once and cached), on the CPU."""
-        return load_model(
-            self._source,
-            LoadOptions(device="cpu", dtype="float32", threads=self._threads),
-            progress,
-        )
+    # a second context on the same weights: replies on the first go on meanwhile
+    reads_beside_replies = True
+
+    def read_framings(self, question: FramedQuestion, blocks: int) -> Any:
+        """Read natively, from the GGUF's own weights (no transformers copy)."""
+        from emochat.engine.llama_blocks import BlockReader
+
+        if self._reader is None:
+            self._reader = BlockReader(self._llama, self._read_threads)
+        return self._reader.read(question, blocks)
 
     def _read_prompt(self, prompt_ids: list[int], keep: int) -> int:
         """Keep the cached tokens that match ``prompt_ids`` (at most ``keep``), then evaluate

@@ -5,17 +5,20 @@ key/values of one reply are kept for the next, cropped to the prefix they share.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emochat.engine.backends.base import Backend, Generation
 from emochat.engine.directions import EmotionDirections
 from emochat.engine.generation import Emit
+from emochat.engine.layers import cache_argument
 from emochat.engine.loading import LoadedModel
 from emochat.engine.modulation.base import Modulator
 from emochat.engine.modulation.projection import PROJECTION_FILE
 from emochat.engine.modulation.steering import SteeringModulator
 from emochat.errors import EmochatError
-from emochat.progress import Progress
+
+if TYPE_CHECKING:
+    from emochat.engine.extraction import FramedQuestion
 
 OUT_OF_MEMORY = "out of memory while generating; a 4-bit model needs about a quarter of it"
 
@@ -38,15 +41,6 @@ class _TokenStreamer:
         pass
 
 
-def _cache_argument(model: Any) -> str:
-    """transformers 5 calls the key/value cache ``cache``; earlier versions (and models with
-    their own forward) ``past_key_values``."""
-    import inspect
-
-    parameters = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
-
-
 class TransformersBackend(Backend):
     kind = "transformers"
 
@@ -56,7 +50,7 @@ class TransformersBackend(Backend):
         self.info = loaded.info
         self.tokenizer = loaded.tokenizer
         self._cache: Any = None
-        self._cache_argument = _cache_argument(loaded.model)
+        self._cache_argument = cache_argument(loaded.model)
 
     @property
     def model(self) -> Any:
@@ -68,8 +62,11 @@ class TransformersBackend(Backend):
     def steering(self, directions: EmotionDirections, intensity: float) -> Modulator:
         return SteeringModulator(directions, intensity)
 
-    def extraction_model(self, progress: Progress) -> LoadedModel:
-        return self.loaded
+    def read_framings(self, question: FramedQuestion, blocks: int) -> Any:
+        from emochat.engine.torch_blocks import read_framings
+
+        with self.unmodulated():
+            return read_framings(self.loaded.model, question, blocks)
 
     @property
     def projection_dir(self) -> Path | None:

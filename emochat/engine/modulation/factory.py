@@ -47,12 +47,14 @@ def build_modulator(
     intensity: float = 1.0,
     build_directions: bool = True,
     progress: Progress = no_progress,
+    build_behind: bool = False,
 ) -> Modulator:
     """The modulator for ``mode`` (settled: not ``auto``) on ``backend``. Steering without
-    directions (and building turned off) falls back to the persona prompt, and says so. The
-    ways are imported as they are chosen: the choice lists load with ``--help``."""
+    directions builds them (and keeps them in the cache): before returning, or, with
+    ``build_behind`` on a backend that reads beside its replies, in a thread while the model
+    answers unsteered. With building turned off it falls back to the persona prompt, and says
+    so. The ways are imported as they are chosen: the choice lists load with ``--help``."""
     from emochat.engine.directions import find_directions
-    from emochat.engine.extraction import build_and_cache_directions
     from emochat.engine.modulation.persona import PersonaModulator
     from emochat.engine.modulation.projection import (
         PROJECTION_FILE,
@@ -76,15 +78,33 @@ def build_modulator(
     if mode not in ("steer", "both"):
         raise EmochatError(f"modulation must be one of {', '.join(MODULATION_CHOICES[1:])}")
     directions = find_directions(backend.info)
-    if directions is None and build_directions:
-        directions = build_and_cache_directions(backend.extraction_model(progress), progress)
-    if directions is None:
+    if directions is not None:
+        steering = backend.steering(directions, intensity)
+    elif not build_directions:
         progress(
             f"No emotion vectors for {backend.info.name} and building is off: using the persona "
             "prompt instead (run `emochat vectors build` to steer)."
         )
         return PersonaModulator()
-    steering = backend.steering(directions, intensity)
+    elif build_behind and backend.reads_beside_replies:
+        from emochat.engine.modulation.pending import PendingSteering
+
+        progress(
+            f"No emotion vectors for {backend.info.name} yet: building them behind the chat; "
+            "replies are unsteered until they are ready."
+        )
+        steering = PendingSteering(
+            lambda: _built_steering(backend, intensity, progress), intensity, progress
+        )
+    else:
+        progress(f"No emotion vectors for {backend.info.name} yet: building them once…")
+        steering = _built_steering(backend, intensity, progress)
     if mode == "steer":
         return steering
     return CombinedModulator([steering, PersonaModulator()])
+
+
+def _built_steering(backend: Backend, intensity: float, progress: Progress) -> Modulator:
+    from emochat.engine.extraction import build_and_cache_directions
+
+    return backend.steering(build_and_cache_directions(backend, progress), intensity)
