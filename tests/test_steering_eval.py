@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from emochat.engine.extraction import load_prompt_set
+from emochat.engine.framings import load_prompt_set
 from emochat.training.recipe import load_prompts
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,18 +12,21 @@ from typing import Any
 from emochat import __version__
 from emochat.detect import DETECTOR_CHOICES
 from emochat.engine.backends import BACKEND_CHOICES
-from emochat.engine.loading import DTYPE_CHOICES, QUANT_CHOICES
+from emochat.engine.generation import SamplingSettings
+from emochat.engine.loading import DTYPE_CHOICES, MODEL_HELP, QUANT_CHOICES
 from emochat.engine.modulation import MODULATION_CHOICES
 from emochat.engine.modulation.projection import PROJECTION_LAYOUTS
 from emochat.errors import EmochatError
 from emochat.runtime.config import DEVICE_CHOICES_TEXT
 from emochat.state import POLICIES
 
+SAMPLING = SamplingSettings()  # emochat's own defaults, for the help
 COMMANDS = (
     "chat",
     "say",
     "detect",
     "vectors",
+    "models",
     "transcripts",
     "train",
     "train-data",
@@ -65,7 +68,8 @@ def model_options(backend: bool = False) -> argparse.ArgumentParser:
     group.add_argument(
         "--model",
         default="default",
-        help="hub id, local folder or .gguf file (default: the bundled SmolLM2-135M-Instruct)",
+        help=f"{MODEL_HELP}; `emochat models` lists those found here "
+        "(default: the bundled SmolLM2-135M-Instruct)",
     )
     if backend:
         group.add_argument(
@@ -130,10 +134,13 @@ def generation_options() -> argparse.ArgumentParser:
         "--system", metavar="TEXT", help="a system prompt, kept with the conversation"
     )
     group.add_argument(
-        "--temperature", type=float, default=0.7, help="0 = greedy (default: %(default)s)"
+        "--temperature",
+        type=float,
+        help=f"0 = greedy (default: the model's own, as Ollama keeps it, "
+        f"else {SAMPLING.temperature})",
     )
-    group.add_argument("--top-p", type=float, default=0.9, help="(default: %(default)s)")
-    group.add_argument("--top-k", type=int, default=50, help="(default: %(default)s)")
+    group.add_argument("--top-p", type=float, help=f"(default: the model's, else {SAMPLING.top_p})")
+    group.add_argument("--top-k", type=int, help=f"(default: the model's, else {SAMPLING.top_k})")
     group.add_argument(
         "--max-new-tokens",
         type=_token_limit,
@@ -143,7 +150,9 @@ def generation_options() -> argparse.ArgumentParser:
         "the default model). A reply cut by it can be continued (default: %(default)s)",
     )
     group.add_argument(
-        "--repetition-penalty", type=float, default=1.1, help="(default: %(default)s)"
+        "--repetition-penalty",
+        type=float,
+        help=f"(default: the model's, else {SAMPLING.repetition_penalty})",
     )
     group.add_argument("--seed", type=int, help="make sampling repeatable")
     return parent
@@ -212,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     detector_option(detect)
     detect.set_defaults(handler=_lazy("emochat.cli.detect:run_detect"))
 
+    models = commands.add_parser(
+        "models",
+        help="list the models found here (bundled, Ollama, Hugging Face cache, LM Studio) and "
+        "whether their emotion vectors are ready",
+    )
+    models.add_argument("--json", action="store_true", help="one JSON list, for scripts")
+    models.set_defaults(handler=_lazy("emochat.cli.models:run_models"))
     transcripts = commands.add_parser(
         "transcripts", help="list, search, show, export, delete or import chats"
     )

@@ -15,7 +15,7 @@ from typing import Any
 from emochat.detect.types import Reading
 from emochat.emotion import EmotionVector
 from emochat.engine.directions import EmotionDirections, find_directions
-from emochat.engine.extraction import load_prompt_set
+from emochat.engine.framings import load_prompt_set
 from emochat.engine.layers import block_hidden, find_decoder_layers
 from emochat.engine.loading import LoadedModel
 from emochat.errors import EmochatError

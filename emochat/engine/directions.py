@@ -126,36 +126,63 @@ def shipped_directions_dir(model_name: str) -> Path:
 
 def cached_directions_dir(info: ModelInfo) -> Path:
     """Keyed by the model's source, so both backends of one GGUF share one set."""
-    source_hash = hashlib.sha256(info.source.encode()).hexdigest()[:10]
-    return paths.cache_dir() / "vectors" / f"{_slug(info.name)}-{source_hash}"
+    return _cached_dir(info.name, info.source)
+
+
+def _cached_dir(name: str, source: str) -> Path:
+    source_hash = hashlib.sha256(source.encode()).hexdigest()[:10]
+    return paths.cache_dir() / "vectors" / f"{_slug(name)}-{source_hash}"
+
+
+def _shipped_for_file(path: Path) -> Path | None:
+    """The shipped directions made for this very GGUF file, under whatever name it is found
+    (an Ollama blob, a renamed copy): the shipped sets name the files they were made from."""
+    from emochat.engine.loading import content_fingerprint
+
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    root = Path(str(resources.files("emochat.checkpoints")))
+    fingerprint = None
+    for description in root.glob(f"*/{DIRECTIONS_FILE}.json"):
+        try:
+            files = json.loads(description.read_text("utf-8")).get("gguf_files", [])
+        except (OSError, ValueError):
+            continue
+        for known in files:
+            if known.get("size") != size:  # the size rules out nearly all, without reading
+                continue
+            fingerprint = fingerprint or content_fingerprint(path)
+            if known.get("fingerprint") == fingerprint:
+                return description.parent
+    return None
+
+
+def _candidates(name: str, source: str) -> list[tuple[str, Path]]:
+    """The folders holding directions for the model ``name`` at ``source``, best first."""
+    found = []
+    shipped = shipped_directions_dir(name)
+    if not (shipped / f"{DIRECTIONS_FILE}.json").is_file() and Path(source).is_file():
+        shipped = _shipped_for_file(Path(source)) or shipped
+    cached = _cached_dir(name, source)
+    for status, folder in (("shipped", shipped), ("built", cached)):
+        if (folder / f"{DIRECTIONS_FILE}.json").is_file():
+            found.append((status, folder))
+    return found
+
+
+def directions_status(name: str, source: str) -> str | None:
+    """Whether directions for the model ``name`` at ``source`` are "shipped" or "built" (in the
+    cache); ``None`` when there are none yet."""
+    found = _candidates(name, source)
+    return found[0][0] if found else None
 
 
 def find_directions(info: ModelInfo) -> EmotionDirections | None:
     """The shipped directions for this model, else cached ones, else ``None``."""
-    for folder in (shipped_directions_dir(info.name), cached_directions_dir(info)):
-        if (folder / f"{DIRECTIONS_FILE}.json").is_file():
-            directions = EmotionDirections.load(folder)
-            if (directions.n_layers, directions.hidden_size) == (info.n_layers, info.hidden_size):
-                return directions
+    for _status, folder in _candidates(info.name, info.source):
+        directions = EmotionDirections.load(folder)
+        if (directions.n_layers, directions.hidden_size) == (info.n_layers, info.hidden_size):
+            return directions
     return None
-
-
-def write_control_vector(path: Path, offsets: Any, model_hint: str) -> Path:
-    """A llama.cpp control-vector GGUF of ``offsets`` ([n_layers, hidden], what emochat adds
-    after each decoder block): one float32 row per block from block 1 on (llama.cpp never
-    steers block 0), for llama.cpp's own tools."""
-    import gguf
-    import numpy as np
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n_layers = int(offsets.shape[0])
-    writer = gguf.GGUFWriter(str(path), "controlvector")
-    writer.add_string("controlvector.model_hint", model_hint)
-    writer.add_uint32("controlvector.layer_count", n_layers - 1)
-    for layer in range(1, n_layers):
-        writer.add_tensor(f"direction.{layer}", np.asarray(offsets[layer], dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path

@@ -12,15 +12,12 @@ the work."""
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from emochat.emotion import AXES, N_AXES
 from emochat.engine.directions import EmotionDirections, cached_directions_dir, find_directions
-from emochat.engine.prompt import render_prompt
+from emochat.engine.framings import framed_questions, load_prompt_set
 from emochat.progress import Progress, no_progress
 
 if TYPE_CHECKING:
@@ -35,42 +32,6 @@ TARGET_RELATIVE_STRENGTH = 0.04
 def default_band(n_layers: int) -> tuple[int, int]:
     """The middle third of the layers: early blocks barely act, late ones break the text."""
     return n_layers // 3, max(n_layers // 3 + 1, (2 * n_layers) // 3)
-
-
-def load_prompt_set() -> dict[str, Any]:
-    text = resources.files("emochat").joinpath("data/steering_prompts.json").read_text("utf-8")
-    return json.loads(text)
-
-
-@dataclass(frozen=True)
-class FramedQuestion:
-    """One question as the model reads it, and the framings that answer it: each framing's own
-    tokens (they follow ``prompt_ids``), with the pole it speaks for."""
-
-    prompt_ids: list[int]
-    framings: list[list[int]]
-    poles: list[str]
-
-
-def framed_questions(tokenizer: Any, prompt_set: dict[str, Any]) -> list[FramedQuestion]:
-    """Every question of the prompt set, templated as a chat, with every framing tokenized as
-    the start of the assistant's reply."""
-    questions = []
-    for question in prompt_set["questions"]:
-        prompt, _ = render_prompt(tokenizer, [{"role": "user", "content": question}])
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        framings, poles = [], []
-        for pole, texts in prompt_set["framings"].items():
-            for text in texts:
-                full = tokenizer(prompt + text, add_special_tokens=False)["input_ids"]
-                if full[: len(prompt_ids)] == prompt_ids:
-                    own = full[len(prompt_ids) :]
-                else:  # the tokenizer merged across the seam: read the framing on its own
-                    own = tokenizer(text, add_special_tokens=False)["input_ids"]
-                framings.append(list(own))
-                poles.append(pole)
-        questions.append(FramedQuestion(list(prompt_ids), framings, poles))
-    return questions
 
 
 def extract_directions(backend: Backend, progress: Progress = no_progress) -> EmotionDirections:

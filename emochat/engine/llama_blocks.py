@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from emochat.errors import EmochatError
 
 if TYPE_CHECKING:
-    from emochat.engine.extraction import FramedQuestion
+    from emochat.engine.framings import FramedQuestion
 
 BLOCK_OUTPUT = b"l_out-"
 # llama.cpp keeps at most this many sequences in a context (LLAMA_MAX_SEQ is 64 in older builds)

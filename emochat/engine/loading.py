@@ -15,11 +15,13 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from emochat import paths
+from emochat.engine.stores import hub, lmstudio, ollama
+from emochat.engine.stores.hub import hub_reachable
 from emochat.errors import EmochatError
 from emochat.progress import Progress, no_progress
 from emochat.textfiles import read_text
@@ -79,6 +81,11 @@ class ModelSource:
     display_name: str
     adapter: str | None = None  # set when the folder given was a PEFT adapter over this base
     requested: str = ""  # the name it was asked for by (--model), for messages
+    # the model's own defaults where its store keeps them (Ollama's params and system layers):
+    # sampling settings by emochat's names, a system prompt, and settings emochat cannot use
+    sampling_defaults: dict[str, Any] = field(default_factory=dict, compare=False)
+    system_prompt: str | None = None
+    unused_settings: tuple[str, ...] = ()
 
 
 def default_threads() -> int:
@@ -111,9 +118,15 @@ def default_model_path() -> Path:
     return path
 
 
+MODEL_HELP = (
+    "default, a .gguf file, ollama:NAME[:TAG], OWNER/REPO:QUANT (a GGUF repo on the hub), "
+    "lmstudio:PUBLISHER/REPO[:QUANT], a hub id or a local folder"
+)
+
+
 def resolve_source(model: str) -> ModelSource:
-    """Where ``model`` (``default``, a .gguf file, a folder, a PEFT adapter folder or a hub id)
-    is, and what kind it is; checked, without loading anything."""
+    """Where ``model`` (see :data:`MODEL_HELP`) is, and what kind it is; checked without
+    loading anything. A hub GGUF not yet in the cache is downloaded here."""
     return replace(_resolve(model, ()), requested=model)
 
 
@@ -121,6 +134,22 @@ def _resolve(model: str, adapters: tuple[Path, ...]) -> ModelSource:
     if model == DEFAULT_MODEL:
         path = default_model_path()
         return ModelSource("gguf", str(path), "SmolLM2-135M-Instruct")
+    if ollama.is_ollama_name(model):
+        found = ollama.find(model)
+        return ModelSource(
+            "gguf",
+            str(found.blob),
+            found.name,
+            sampling_defaults=found.defaults,
+            system_prompt=found.system_prompt,
+            unused_settings=found.unused,
+        )
+    if model.startswith(lmstudio.PREFIX):
+        path = lmstudio.find(model)
+        return ModelSource("gguf", str(path), path.name.removesuffix(".gguf"))
+    repo_quant = hub.split_name(model)
+    if repo_quant is not None:
+        return _hub_gguf(*repo_quant)
     path = Path(model).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
@@ -135,7 +164,27 @@ def _resolve(model: str, adapters: tuple[Path, ...]) -> ModelSource:
     # A hub id is "name" or "owner/name"; anything else was meant as a local path.
     if model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model:
         raise EmochatError(f"no such model folder: {path}")
+    if model.count("/") == 1 and _gguf_repo(model):
+        return _hub_gguf(model, None)
     return ModelSource("hub", model, model)
+
+
+def _gguf_repo(repo: str) -> bool:
+    """Whether the hub repo ``repo`` holds GGUF files rather than a transformers model (the
+    cache answers when it has the repo; else the hub, when it can be reached)."""
+    snapshot = hub.cached_snapshot(repo)
+    if snapshot is not None:
+        files = hub.snapshot_files(snapshot)
+        if "config.json" in files:
+            return False
+        if any(hub.is_model_file(name) for name in files):
+            return True
+    return hub.hub_reachable() and hub.gguf_files(repo, offline=False) is not None
+
+
+def _hub_gguf(repo: str, quant: str | None) -> ModelSource:
+    path, name = hub.fetch(repo, quant)
+    return ModelSource("gguf", str(path), Path(name).name.removesuffix(".gguf"))
 
 
 def _adapter_source(folder: Path, adapters: tuple[Path, ...]) -> ModelSource:
@@ -161,8 +210,9 @@ def _adapter_source(folder: Path, adapters: tuple[Path, ...]) -> ModelSource:
     return ModelSource(base.kind, base.location, folder.name, adapter=str(resolved))
 
 
-def _gguf_cache_key(path: Path) -> str:
-    """Content-based, so the same file in two environments shares one conversion."""
+def content_fingerprint(path: Path) -> str:
+    """A file's identity by content, read in 2 MiB whatever its size (its size and first and
+    last MiB): the same GGUF under two names or in two stores is one model."""
     digest = hashlib.sha256()
     size = path.stat().st_size
     digest.update(str(size).encode())
@@ -170,7 +220,12 @@ def _gguf_cache_key(path: Path) -> str:
         digest.update(handle.read(1 << 20))
         handle.seek(max(0, size - (1 << 20)))
         digest.update(handle.read(1 << 20))
-    return f"{path.stem}-{digest.hexdigest()[:16]}"
+    return digest.hexdigest()[:16]
+
+
+def _gguf_cache_key(path: Path) -> str:
+    """Content-based, so the same file in two environments shares one conversion."""
+    return f"{path.stem}-{content_fingerprint(path)}"
 
 
 def converted_gguf_dir(gguf: Path, progress: Progress = no_progress) -> Path:
@@ -343,26 +398,6 @@ def quantize_int4(model: Any) -> None:
         return isinstance(module, torch.nn.Linear) and module.in_features % INT4_GROUP_SIZE == 0
 
     quantize_(model, PrototypeInt4WeightOnlyConfig(group_size=INT4_GROUP_SIZE), filter_fn=fits)
-
-
-HUB_TIMEOUT_SECONDS = 3.0
-
-
-def hub_reachable() -> bool:
-    """Whether the model hub answers at all (a TCP connection within 3 s): without this check,
-    a download attempt offline retries for about a minute before it fails."""
-    import socket
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    try:
-        socket.create_connection((endpoint.hostname or "", port), HUB_TIMEOUT_SECONDS).close()
-    except OSError:
-        return False
-    return True
 
 
 def hub_download_options(model_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from emochat.engine.layers import block_hidden, cache_argument, find_decoder_layers
 
 if TYPE_CHECKING:
-    from emochat.engine.extraction import FramedQuestion
+    from emochat.engine.framings import FramedQuestion
 
 
 class _EnoughBlocks(Exception):

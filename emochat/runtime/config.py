@@ -5,8 +5,9 @@ value, made before anything loads."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from emochat.detect import DETECTOR_CHOICES
 from emochat.emotion import EmotionVector
@@ -33,6 +34,9 @@ class ModelConfig:
     threads: int | None = None
 
 
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "repetition_penalty", "seed")
+
+
 @dataclass(frozen=True)
 class GenerationConfig:
     """How replies are made: the mood they start in, how it reaches the model, sampling."""
@@ -42,23 +46,27 @@ class GenerationConfig:
     intensity: float = 1.0
     build_directions: bool = True  # build steering directions for a model that has none
     system_prompt: str | None = None
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 50
+    # Sampling: None is the model's own default where its store keeps one (Ollama's params),
+    # else emochat's (SamplingSettings' defaults)
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
     max_new_tokens: int | Literal["auto"] = "auto"  # auto: fitted to the model's context
-    repetition_penalty: float = 1.1
+    repetition_penalty: float | None = None
     seed: int | None = None
 
-    def sampling(self, max_new_tokens: int) -> SamplingSettings:
-        """The sampling settings, with the reply limit given (checked as they are built)."""
-        return SamplingSettings(
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            max_new_tokens=max_new_tokens,
-            repetition_penalty=self.repetition_penalty,
-            seed=self.seed,
-        )
+    def sampling(
+        self, max_new_tokens: int, model_defaults: Mapping[str, Any] | None = None
+    ) -> SamplingSettings:
+        """The sampling settings, with the reply limit given: each one as asked, else the
+        model's default, else emochat's (checked as they are built)."""
+        chosen = {
+            name: value
+            for name in SAMPLING_FIELDS
+            if (value := getattr(self, name)) is not None
+            or (value := (model_defaults or {}).get(name)) is not None
+        }
+        return SamplingSettings(max_new_tokens=max_new_tokens, **chosen)
 
 
 @dataclass(frozen=True)

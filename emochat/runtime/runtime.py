@@ -99,6 +99,11 @@ class Runtime:
         if self._backend is None:
             generation = self.config.generation
             backend = open_backend(self.source, self.load_options, self._progress)
+            if self.source.unused_settings:
+                self._warn(
+                    f"{self.source.display_name}'s settings emochat does not use: "
+                    + ", ".join(self.source.unused_settings)
+                )
             backend.use(
                 build_modulator(
                     self.modulation,
@@ -162,8 +167,10 @@ class Runtime:
             return self._sampling
         info = self.backend().info
         limit = self.config.generation.max_new_tokens
+        model_defaults = self.source.sampling_defaults
         if limit == "auto":
-            limit = default_reply_limit(info.context_length)
+            limit = model_defaults.get("max_new_tokens") or default_reply_limit(info.context_length)
+            limit = min(limit, max(1, info.context_length // 2))
         elif limit > info.context_length // 2:
             capped = max(1, info.context_length // 2)
             self._warn(
@@ -171,8 +178,14 @@ class Runtime:
                 f"{info.name}'s context of {info.context_length} tokens; using {capped}"
             )
             limit = capped
-        self._sampling = self.config.generation.sampling(limit)
+        self._sampling = self.config.generation.sampling(limit, model_defaults)
         return self._sampling
+
+    @property
+    def system_prompt(self) -> str | None:
+        """The system prompt asked for, else the model's own (Ollama's system layer)."""
+        asked = self.config.generation.system_prompt
+        return asked if asked is not None else self.source.system_prompt
 
     # ------------------------------------------------------------- sessions
     def _header(
@@ -187,7 +200,7 @@ class Runtime:
             state=state,
             settings=settings,
             source=source,
-            system_prompt=generation.system_prompt,
+            system_prompt=self.system_prompt,
         )
 
     def chats(self, resumed: Conversation | None, progress: Progress) -> Chats:
@@ -207,7 +220,7 @@ class Runtime:
         backend, generation = self.backend(), self.config.generation
         settings = self.sampling()
         state = starting_state(self.config.policy, emotion, conversation)
-        system_prompt = generation.system_prompt
+        system_prompt = self.system_prompt
         if conversation is None:
             header = self._header(state, settings, "chat")
         else:
@@ -245,6 +258,6 @@ class Runtime:
             writer,
             settings,
             self._warn,
-            system_prompt=generation.system_prompt,
+            system_prompt=self.system_prompt,
             remember=False,
         )

@@ -29,7 +29,7 @@ from emochat.engine.prompt import ChatMessage, build_prompt_ids
 from emochat.errors import EmochatError
 
 if TYPE_CHECKING:
-    from emochat.engine.extraction import FramedQuestion
+    from emochat.engine.framings import FramedQuestion
 
 
 @dataclass(frozen=True)

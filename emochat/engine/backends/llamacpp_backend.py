@@ -5,6 +5,7 @@ prefix between replies (``Llama.generate`` matches it; :class:`PrefixCache` boun
 from __future__ import annotations
 
 import ctypes
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emochat.engine.backends.base import Backend, Generation
@@ -24,7 +25,7 @@ from emochat.errors import EmochatError
 from emochat.progress import Progress
 
 if TYPE_CHECKING:
-    from emochat.engine.extraction import FramedQuestion
+    from emochat.engine.framings import FramedQuestion
     from emochat.engine.llama_blocks import BlockReader
 
 LLAMA_CPP_INSTALL = 'pip install "emochat[llamacpp]"'
@@ -86,6 +87,20 @@ def _quantization_name(llama: Any) -> str:
     return buffer.value.decode("utf-8", errors="replace").split(" ")[-1] or "gguf"
 
 
+def _why(source: ModelSource, log: object) -> str:
+    """What a GGUF that llama.cpp would not load is, as far as its header tells."""
+    from emochat.engine.stores.gguf_header import read_summary
+
+    try:
+        summary = read_summary(Path(source.location))
+    except EmochatError:
+        return "not a GGUF model file"
+    return (
+        f"a {summary.architecture} model this llama.cpp cannot run, or a damaged file "
+        f"(its log: {log})"
+    )
+
+
 def gpu_offload_available() -> bool:
     import llama_cpp
 
@@ -132,8 +147,7 @@ class LlamaCppBackend(Backend):
             )
         except (ValueError, RuntimeError, OSError) as error:
             raise EmochatError(
-                f"llama.cpp cannot load {source.location}: not a GGUF model it can read "
-                f"(its log: {log})"
+                f"llama.cpp cannot load {source.location}: {_why(source, log)}"
             ) from error
         trained = int(llama_cpp.llama_model_n_ctx_train(llama.model))
         info = ModelInfo(

@@ -18,7 +18,7 @@ from emochat.engine.modulation.steering import SteeringModulator
 from emochat.errors import EmochatError
 
 if TYPE_CHECKING:
-    from emochat.engine.extraction import FramedQuestion
+    from emochat.engine.framings import FramedQuestion
 
 OUT_OF_MEMORY = "out of memory while generating; a 4-bit model needs about a quarter of it"
 

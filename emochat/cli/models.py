@@ -1,0 +1,54 @@
+"""``emochat models``: the models emochat can find here, one line each (``--json`` for
+scripts)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from emochat.cli.output import warn
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from emochat.engine.stores.catalog import find_models
+
+    catalog = find_models()
+    for problem in catalog.problems:
+        warn(problem)
+    if args.json:
+        print(json.dumps([asdict(model) for model in catalog.models], indent=2))
+        return 0
+    rows = [("NAME", "ARCH", "PARAMS", "QUANT", "SIZE", "VECTORS", "FROM")]
+    for model in catalog.models:
+        rows.append(
+            (
+                model.name,
+                model.architecture,
+                _count(model.parameters),
+                model.quantization,
+                _bytes(model.size),
+                model.vectors,
+                model.store,
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def _count(parameters: int | None) -> str:
+    if parameters is None:
+        return "-"
+    if parameters >= 1e9:
+        return f"{parameters / 1e9:.1f}B"
+    return f"{parameters / 1e6:.0f}M"
+
+
+def _bytes(size: int) -> str:
+    if size >= 1 << 30:
+        return f"{size / (1 << 30):.1f} GiB"
+    return f"{size / (1 << 20):.0f} MiB"
