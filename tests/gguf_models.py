@@ -29,7 +29,9 @@ def _bpe_vocabulary(size: int) -> tuple[list[str], list[str], list[int]]:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=400,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(CORPUS, trainer)
     model = json.loads(tokenizer.to_str())["model"]
@@ -48,9 +50,12 @@ def write_random_gguf(
     shape: str = "tiny",
     vocab_size: int = 512,
     quant: str = "Q8_0",
+    embedding_quant: str | None = None,
     seed: int = 0,
 ) -> Path:
-    """A randomly initialised ``architecture`` ("llama" or "gemma3") model of ``shape``."""
+    """A randomly initialised ``architecture`` ("llama" or "gemma3") model of ``shape``, its
+    matrices in ``quant`` (the token embedding in ``embedding_quant``, as llama.cpp's 4-bit
+    files keep it in 6 or 8 bits)."""
     import gguf
 
     hidden, ffn, layers, heads, kv_heads, head_width = SHAPES[shape]
@@ -73,7 +78,6 @@ def write_random_gguf(
         writer.add_sliding_window(512)
     else:
         writer.add_rope_dimension_count(head_width)
-    qtype = getattr(gguf.GGMLQuantizationType, quant)
     writer.add_file_type(getattr(gguf.LlamaFileType, f"MOSTLY_{quant}"))
     tokens, merges, types = _bpe_vocabulary(vocab_size)
     writer.add_tokenizer_model("gpt2")
@@ -86,7 +90,8 @@ def write_random_gguf(
     writer.add_add_bos_token(False)
     writer.add_chat_template(CHATML_TEMPLATE)
 
-    def matrix(name: str, rows: int, columns: int) -> None:
+    def matrix(name: str, rows: int, columns: int, kind: str | None = None) -> None:
+        qtype = getattr(gguf.GGMLQuantizationType, kind or quant)
         values = rng.normal(0, 0.02, (rows, columns)).astype(np.float32)
         data = gguf.quants.quantize(values, qtype)
         writer.add_tensor(name, data, raw_shape=data.shape, raw_dtype=qtype)
@@ -94,7 +99,7 @@ def write_random_gguf(
     def norm(name: str, width: int) -> None:
         writer.add_tensor(name, np.ones(width, dtype=np.float32))
 
-    matrix("token_embd.weight", vocab_size, hidden)
+    matrix("token_embd.weight", vocab_size, hidden, embedding_quant)
     norm("output_norm.weight", hidden)
     for block in range(layers):
         prefix = f"blk.{block}."

@@ -186,3 +186,24 @@ def find_directions(info: ModelInfo) -> EmotionDirections | None:
         if (directions.n_layers, directions.hidden_size) == (info.n_layers, info.hidden_size):
             return directions
     return None
+
+
+def write_control_vector(path: Path, offsets: Any, model_hint: str) -> Path:
+    """A llama.cpp control-vector GGUF of ``offsets`` ([n_layers, hidden], what emochat adds
+    after each decoder block): one float32 row per block from block 1 on (llama.cpp never
+    steers block 0), for llama.cpp's own tools."""
+    import gguf
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n_layers = int(offsets.shape[0])
+    writer = gguf.GGUFWriter(str(path), "controlvector")
+    writer.add_string("controlvector.model_hint", model_hint)
+    writer.add_uint32("controlvector.layer_count", n_layers - 1)
+    for layer in range(1, n_layers):
+        writer.add_tensor(f"direction.{layer}", np.asarray(offsets[layer], dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

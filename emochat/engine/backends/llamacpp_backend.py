@@ -92,13 +92,12 @@ def _why(source: ModelSource, log: object) -> str:
     from emochat.engine.stores.gguf_header import read_summary
 
     try:
-        summary = read_summary(Path(source.location))
+        architecture = read_summary(Path(source.location)).architecture
     except EmochatError:
-        return "not a GGUF model file"
-    return (
-        f"a {summary.architecture} model this llama.cpp cannot run, or a damaged file "
-        f"(its log: {log})"
-    )
+        architecture = "?"
+    if architecture == "?":
+        return f"not a GGUF model it can read (its log: {log})"
+    return f"a {architecture} model this llama.cpp cannot run, or a damaged file (its log: {log})"
 
 
 def gpu_offload_available() -> bool:
