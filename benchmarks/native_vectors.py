@@ -1,6 +1,6 @@
 """Building a model's emotion vectors, and meeting a model for the first time.
 
-    python benchmarks/native_vectors.py [--skip-1b] [--models 100]
+    python benchmarks/native_vectors.py [--parts build,270m,1b,list] [--models 100]
 
 Prints, each in a process of its own with a fresh cache (peak resident memory from the
 process itself):
@@ -8,7 +8,7 @@ process itself):
    shipped ones ignored) and on transformers, with their agreement with the shipped directions
    (cosine per axis over the steered band, scales);
 2. a new ~250 MB GGUF of another architecture (a randomly initialised Gemma-3-270M-like model,
-   262k vocabulary) and, unless skipped, a Gemma-3-1B-like one: from a fresh cache to the first
+   262k vocabulary) and a Gemma-3-1B-like one: from a fresh cache to the first
    steered reply (`emochat say --emotion joy=1`), directions built on the way;
 3. `emochat models` over N GGUFs in the Hugging Face cache, cold (headers read) and warm.
 """
@@ -27,14 +27,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# The peak is VmHWM, this process's own: ru_maxrss would carry over the benchmark's own peak
+# (Linux keeps the larger of the two across exec).
 MEASURED = """
-import resource, sys, time
+import sys, time
 from emochat.cli import main
 started = time.perf_counter()
 code = main(sys.argv[1:])
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"MEASURED {code} {seconds:.2f} {peak:.0f}", file=sys.stderr)
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
+print(f"MEASURED {code} {seconds:.2f} {int(status) / 1024:.0f}", file=sys.stderr)
 """
 
 
@@ -120,17 +122,20 @@ def listing(work: Path, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-1b", action="store_true", help="leave out the 1B-like model")
+    parser.add_argument("--parts", default="build,270m,1b,list", help="what to measure")
     parser.add_argument("--models", type=int, default=100, help="GGUFs to list (default 100)")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPUs")
+    print(f"{os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory(prefix="emochat-bench-") as folder:
         work = Path(folder)
-        default_model_builds(work)
-        first_steered_reply(work, "gemma-3-270m")
-        if not args.skip_1b:
-            first_steered_reply(work, "gemma-3-1b")
-        listing(work, args.models)
+        parts = args.parts.split(",")
+        if "build" in parts:
+            default_model_builds(work)
+        for part in ("270m", "1b"):
+            if part in parts:
+                first_steered_reply(work, f"gemma-3-{part}")
+        if "list" in parts:
+            listing(work, args.models)
 
 
 if __name__ == "__main__":

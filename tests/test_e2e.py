@@ -130,3 +130,63 @@ def test_chat_with_the_default_model_in_a_terminal(model_cache, tmp_path) -> Non
 def _sessions(tmux: str) -> str:
     result = subprocess.run([tmux, "list-sessions"], capture_output=True, text=True)
     return result.stdout
+
+
+def test_an_ollama_model_met_for_the_first_time_chats_while_its_vectors_build(
+    tmp_path, monkeypatch
+) -> None:
+    """A GGUF with no vectors, from Ollama's store, in the app on a fresh cache: it answers,
+    its directions are built natively behind the chat (and kept), and torch never loads."""
+    from emochat.engine.directions import directions_status
+    from emochat.engine.loading import resolve_source
+    from tests.gguf_models import write_random_gguf
+    from tests.stores import add_ollama_model
+
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.fail("tmux is needed for this test (Debian package tmux)")
+    store, home, cache = tmp_path / "ollama", tmp_path / "home", tmp_path / "cache"
+    add_ollama_model(store, "tiny", write_random_gguf(tmp_path / "tiny.gguf", "gemma3"))
+    env = {
+        "EMOCHAT_HOME": str(home),
+        "EMOCHAT_CACHE": str(cache),
+        "OLLAMA_MODELS": str(store),
+        "TERM": "xterm-256color",
+        "COLUMNS": "140",
+        "LINES": "42",
+    }
+    imported = tmp_path / "imported.txt"
+    session = f"emochat-ollama-{os.getpid()}"
+    command = " ".join(
+        [
+            "env",
+            *(f"{key}={shlex.quote(value)}" for key, value in env.items()),
+            shlex.quote(sys.executable),
+            "-c",
+            shlex.quote(HEAVY_AT_EXIT),
+            shlex.quote(str(imported)),
+            "--model ollama:tiny --detector vader --max-new-tokens 8 --seed 3",
+        ]
+    )
+    screen = lambda: _screen(tmux, session)  # noqa: E731
+    transcripts = home / "data" / "transcripts"
+    subprocess.run(
+        [tmux, "new-session", "-d", "-s", session, "-x", "140", "-y", "42", command], check=True
+    )
+    try:
+        _wait_for(lambda: "tiny:latest" in screen(), 120, "the model to load", screen)
+        subprocess.run([tmux, "send-keys", "-t", session, "-l", "Hello there!\r"], check=True)
+        files = lambda: list(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []  # noqa: E731
+        answered = lambda: any('"assistant"' in f.read_text() for f in files())  # noqa: E731
+        _wait_for(answered, 120, "a reply", screen)
+        subprocess.run([tmux, "send-keys", "-t", session, "C-q"], check=True)
+        _wait_for(lambda: session not in _sessions(tmux), 30, "the app to quit", screen)
+    finally:
+        subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
+    header = json.loads(files()[0].read_text().splitlines()[0])
+    assert header["modulation"] == "steer"
+    monkeypatch.setenv("OLLAMA_MODELS", str(store))
+    monkeypatch.setenv("EMOCHAT_CACHE", str(cache))
+    source = resolve_source("ollama:tiny")
+    assert directions_status(source.display_name, source.location) == "built"
+    assert imported.read_text() == "", imported.read_text()

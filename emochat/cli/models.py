@@ -25,7 +25,7 @@ def run_models(args: argparse.Namespace) -> int:
             (
                 model.name,
                 model.architecture,
-                _count(model.parameters),
+                model.size_label or _count(model.parameters),
                 model.quantization,
                 _bytes(model.size),
                 model.vectors,
@@ -45,7 +45,9 @@ def _count(parameters: int | None) -> str:
         return "-"
     if parameters >= 1e9:
         return f"{parameters / 1e9:.1f}B"
-    return f"{parameters / 1e6:.0f}M"
+    if parameters >= 1e6:
+        return f"{parameters / 1e6:.0f}M"
+    return f"{parameters / 1e3:.0f}K"
 
 
 def _bytes(size: int) -> str:

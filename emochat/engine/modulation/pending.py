@@ -5,6 +5,7 @@ first reply after they are ready. Only for backends that can read the model whil
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,13 +41,18 @@ class PendingSteering(Modulator):
         try:
             self._built = build()
         except EmochatError as error:
-            self._progress(f"Could not build emotion vectors ({error}); replies stay unsteered")
+            self._say(f"Could not build emotion vectors ({error}); replies stay unsteered")
         except Exception as error:  # a thread's error would otherwise vanish unsaid
-            self._progress(f"Could not build emotion vectors ({error!r}); replies stay unsteered")
+            self._say(f"Could not build emotion vectors ({error!r}); replies stay unsteered")
         else:
-            self._progress("Emotion vectors ready: replies are steered from the next one")
+            self._say("Emotion vectors ready: replies are steered from the next one")
         finally:
             self._done.set()
+
+    def _say(self, message: str) -> None:
+        # whoever listened may have gone (the app quit meanwhile): then there is no one to tell
+        with contextlib.suppress(Exception):
+            self._progress(message)
 
     @property
     def ready(self) -> bool:

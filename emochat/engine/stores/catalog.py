@@ -22,7 +22,8 @@ class FoundModel:
     store: str  # "bundled", "ollama", "hf-cache", "lmstudio"
     path: str
     architecture: str
-    parameters: int | None  # None where only the weights would tell (transformers folders)
+    size_label: str  # the model's own "135M", where its header says
+    parameters: int | None  # counted where it does not (None for transformers folders)
     quantization: str
     size: int  # bytes
     vectors: str  # "shipped", "built" or "not yet"
@@ -52,6 +53,7 @@ def find_models() -> Catalog:
                 store,
                 str(path),
                 summary.architecture,
+                summary.size_label,
                 summary.parameters,
                 summary.file_type,
                 summary.size,
@@ -109,4 +111,4 @@ def _transformers_model(repo: str, snapshot: Path, files: list[str]) -> FoundMod
         architecture = "?"
     size = sum((snapshot / name).stat().st_size for name in files if (snapshot / name).exists())
     status = directions_status(repo, repo) or "not yet"
-    return FoundModel(repo, "hf-cache", str(snapshot), architecture, None, "-", size, status)
+    return FoundModel(repo, "hf-cache", str(snapshot), architecture, "", None, "-", size, status)

@@ -16,7 +16,7 @@ from emochat.errors import EmochatError
 
 MAGIC = b"GGUF"
 CACHE_FILE = "gguf-headers.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 # GGUF value types: their struct format, or None for a string (8) or an array (9)
 SCALARS = {
     0: "B",
@@ -40,7 +40,8 @@ WANTED_SUFFIXES = (".block_count", ".embedding_length", ".context_length")
 class GGUFSummary:
     architecture: str
     name: str
-    parameters: int
+    size_label: str  # the model's own "135M", "8x7B", where its header gives one
+    parameters: int | None  # counted from the tensors where it gives none
     file_type: str  # the quantization llama.cpp reports, "Q4_K_M"
     layers: int
     hidden_size: int
@@ -125,20 +126,15 @@ def _parse(reader: _Reader, size: int) -> GGUFSummary:
         value = reader.value(kind, keep)
         if keep:
             values[key] = value
-    parameters = 0
-    for _ in range(tensors):
-        reader.skip_string()
-        dims = reader.unpack("I")
-        count = 1
-        for _ in range(dims):
-            count *= reader.unpack("Q")
-        reader.at += 4 + 8  # type, offset
-        parameters += count
+            if _complete(values):  # the vocabulary that follows need not be read
+                break
+    parameters = None if _complete(values) else _count_parameters(reader, tensors)
     architecture = str(values.get("general.architecture", "?"))
     file_type = values.get("general.file_type")
     return GGUFSummary(
         architecture=architecture,
         name=str(values.get("general.name", "")),
+        size_label=str(values.get("general.size_label", "")),
         parameters=parameters,
         file_type=_file_type_name(file_type) if isinstance(file_type, int) else "?",
         layers=int(values.get(f"{architecture}.block_count", 0)),
@@ -146,6 +142,27 @@ def _parse(reader: _Reader, size: int) -> GGUFSummary:
         context_length=int(values.get(f"{architecture}.context_length", 0)),
         size=size,
     )
+
+
+def _complete(values: dict[str, Any]) -> bool:
+    """Whether everything a summary shows has been read (the size label standing in for a
+    parameter count, which only the tensor list after the vocabulary gives)."""
+    architecture = values.get("general.architecture")
+    wanted = ["general.size_label", "general.file_type", "general.name"]
+    wanted += [f"{architecture}{suffix}" for suffix in WANTED_SUFFIXES]
+    return architecture is not None and all(key in values for key in wanted)
+
+
+def _count_parameters(reader: _Reader, tensors: int) -> int:
+    count = 0
+    for _ in range(tensors):
+        reader.skip_string()
+        elements = 1
+        for _ in range(reader.unpack("I")):
+            elements *= reader.unpack("Q")
+        reader.at += 4 + 8  # type, offset
+        count += elements
+    return count
 
 
 class SummaryCache:
