@@ -53,7 +53,9 @@ class BlockReader:
         self._hidden = int(llama.n_embd())
         self._ggml = _ggml()
         self._wanted = 0  # blocks 0..wanted-1 are read; computing stops after the last of them
-        self._captured: dict[int, Any] = {}
+        self._rows = 0  # tokens in the batch being read
+        self._starts: Any = None  # where each framing starts in it (they follow the prompt)
+        self._captured: dict[int, Any] = {}  # per block: each framing's summed outputs
         self._lock = threading.Lock()
         self._context: Any = None
         self._size = 0
@@ -72,7 +74,10 @@ class BlockReader:
             count = int(self._ggml.ggml_nelements(tensor))
             values = np.empty(count, dtype=np.float32)
             self._ggml.ggml_backend_tensor_get(tensor, values.ctypes.data, 0, count * 4)
-            self._captured[block] = values.reshape(-1, self._hidden)
+            values = values.reshape(-1, self._hidden)
+            if len(values) == self._rows:  # averaged at once: a block's rows are not kept
+                framings = values[self._starts[0] :]
+                self._captured[block] = np.add.reduceat(framings, self._starts - self._starts[0])
             # False after the last block wanted ends the computation there
             return block < self._wanted - 1
 
@@ -122,22 +127,22 @@ class BlockReader:
         try:
             for position, token in enumerate(prompt):
                 _put(batch, position, token, position, range(len(framings)))
-            spans, index = [], len(prompt)
+            index = len(prompt)
             for sequence, framing in enumerate(framings):
-                spans.append((index, index + len(framing)))
                 for offset, token in enumerate(framing):
                     _put(batch, index, token, len(prompt) + offset, (sequence,))
                     index += 1
             batch.n_tokens = total
-            self._wanted, self._captured = blocks, {}
+            lengths = np.array([len(framing) for framing in framings])
+            self._starts = len(prompt) + np.concatenate(([0], np.cumsum(lengths)[:-1]))
+            self._wanted, self._rows, self._captured = blocks, total, {}
             status = llama_cpp.llama_decode(context, batch)
         finally:
             llama_cpp.llama_batch_free(batch)
-        captured = self._captured
-        if len(captured) < blocks or any(len(captured[b]) != total for b in range(blocks)):
+        if any(block not in self._captured for block in range(blocks)):
             raise EmochatError(f"llama.cpp did not compute the model's blocks (status {status})")
-        states = np.stack([captured[block] for block in range(blocks)])  # [blocks, total, hidden]
-        return np.stack([states[:, start:stop].mean(axis=1) for start, stop in spans])
+        sums = np.stack([self._captured[block] for block in range(blocks)], axis=1)
+        return sums / lengths[:, None, None]  # [framings, blocks, hidden]
 
     def close(self) -> None:
         if self._context is not None:
