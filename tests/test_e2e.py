@@ -173,8 +173,10 @@ def test_an_ollama_model_met_for_the_first_time_chats_while_its_vectors_build(
     subprocess.run(
         [tmux, "new-session", "-d", "-s", session, "-x", "140", "-y", "42", command], check=True
     )
+    built = lambda: any((cache / "vectors").glob("*/emotion_vectors.json"))  # noqa: E731
     try:
         _wait_for(lambda: "tiny:latest" in screen(), 120, "the model to load", screen)
+        _wait_for(built, 120, "the vectors to be built behind the chat", screen)
         subprocess.run([tmux, "send-keys", "-t", session, "-l", "Hello there!\r"], check=True)
         files = lambda: list(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []  # noqa: E731
         answered = lambda: any('"assistant"' in f.read_text() for f in files())  # noqa: E731
