@@ -125,6 +125,7 @@ class TurnResult:
     exchange: Exchange
     tokens_per_second: float
     new_tokens: int
+    broken: str | None = None  # why the reply stopped short, where no one stopped it (a server)
 
 
 class ChatSession:
@@ -361,9 +362,12 @@ class ChatSession:
         }
         if continues:
             event["continues"] = True
+        broken = getattr(stats, "broken", None)
+        if broken:
+            event["broken"] = broken
         with self._lock:
             self._write(event)
-        return TurnResult(self.exchanges()[-1], stats.tokens_per_second, stats.new_tokens)
+        return TurnResult(self.exchanges()[-1], stats.tokens_per_second, stats.new_tokens, broken)
 
     # ----------------------------------------------------------------- mood
     def set_emotion(self, vector: EmotionVector, source: str) -> None:

@@ -11,6 +11,8 @@ from emochat.cli.output import warn
 
 
 def run_models(args: argparse.Namespace) -> int:
+    if args.base_url or args.server:
+        return _server_models(args)
     from emochat.engine.stores.catalog import find_models
 
     catalog = find_models()
@@ -54,3 +56,20 @@ def _bytes(size: int) -> str:
     if size >= 1 << 30:
         return f"{size / (1 << 30):.1f} GiB"
     return f"{size / (1 << 20):.0f} MiB"
+
+
+def _server_models(args: argparse.Namespace) -> int:
+    """``GET /models`` of the server: the names to pass to ``--model``."""
+    from emochat.cli.settings import server_settings
+    from emochat.runtime import Runtime
+    from emochat.runtime.config import ModelConfig, RunConfig
+
+    model = ModelConfig(backend="openai", **server_settings(args))
+    runtime = Runtime(RunConfig(model=model, uses_model=False))
+    offered = runtime.server_api().models()
+    if args.json:
+        print(json.dumps(offered, indent=2))
+        return 0
+    for entry in offered:
+        print(entry["id"])
+    return 0

@@ -17,7 +17,7 @@ from emochat.engine.loading import DTYPE_CHOICES, MODEL_HELP, QUANT_CHOICES
 from emochat.engine.modulation import MODULATION_CHOICES
 from emochat.engine.modulation.projection import PROJECTION_LAYOUTS
 from emochat.errors import EmochatError
-from emochat.runtime.config import DEVICE_CHOICES_TEXT
+from emochat.runtime.config import DEVICE_CHOICES_TEXT, SERVER_STEERING_CHOICES
 from emochat.state import POLICIES
 
 SAMPLING = SamplingSettings()  # emochat's own defaults, for the help
@@ -97,9 +97,42 @@ def model_options(backend: bool = False) -> argparse.ArgumentParser:
         "bfloat16 instructions, else float32",
     )
     group.add_argument("--threads", type=_positive_int, help="CPU threads (default: half the CPUs)")
-    if not backend:  # the commands without the flag take the best backend, as ``auto`` does
-        parent.set_defaults(backend="auto")
+    if backend:
+        server_options(parent)
+    else:  # the commands without the flag take the best backend, as ``auto`` does
+        parent.set_defaults(backend="auto", base_url=None, server=None)
     return parent
+
+
+def server_options(parent: argparse.ArgumentParser) -> None:
+    group = parent.add_argument_group(
+        "server", "a model on an OpenAI-compatible server (the API key: EMOCHAT_API_KEY)"
+    )
+    group.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="e.g. http://127.0.0.1:11434/v1 (implies --backend openai)",
+    )
+    group.add_argument(
+        "--server",
+        metavar="NAME",
+        help="a [servers.NAME] profile of config.toml (base_url, "
+        "model, api_key_env, timeout, context, steering, steering_vectors)",
+    )
+    group.add_argument(
+        "--timeout", type=_positive_float, help="seconds to wait for the server (default: 60)"
+    )
+    group.add_argument(
+        "--steering",
+        choices=SERVER_STEERING_CHOICES,
+        help="how the server steers per request: easysteer sends the mood's vectors with each "
+        "request (default: none, the persona prompt)",
+    )
+    group.add_argument(
+        "--steering-vectors",
+        metavar="DIR",
+        help="the folder on the server holding `emochat vectors export` files",
+    )
 
 
 def generation_options() -> argparse.ArgumentParser:
@@ -227,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
         "whether their emotion vectors are ready",
     )
     models.add_argument("--json", action="store_true", help="one JSON list, for scripts")
+    models.add_argument("--base-url", metavar="URL", help="list what this server offers instead")
+    models.add_argument("--server", metavar="NAME", help="list what this profile's server offers")
     models.set_defaults(handler=_lazy("emochat.cli.models:run_models"))
     transcripts = commands.add_parser(
         "transcripts", help="list, search, show, export, delete or import chats"

@@ -54,6 +54,8 @@ def run_say(args: argparse.Namespace) -> int:
             if echo:
                 sys.stdout.write("\n")
             _print_result(args, prompt, result, emotion, session, echo)
+            if result.broken:  # the reply is kept, as stopped; the rest is not asked
+                raise EmochatError(f"{result.broken}; the reply is kept as stopped")
     finally:
         session.close()
     return 0
@@ -79,6 +81,8 @@ def _print_result(
             "tokens_per_second": round(result.tokens_per_second, 2),
             "truncated": result.exchange.truncated,
         }
+        if session.model.backend == "openai":
+            record["server"] = session.model.source  # the base URL, without credentials
         print(json.dumps(record, ensure_ascii=False), flush=True)
     elif not echo:
         print(inert(result.exchange.reply), flush=True)

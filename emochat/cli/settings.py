@@ -4,9 +4,12 @@ build their :class:`RunConfig` here; below ``emochat.cli`` nothing sees the flag
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from emochat.cli.output import warn
 from emochat.emotion import EmotionVector, parse_emotion
+from emochat.engine.loading import DEFAULT_MODEL
+from emochat.errors import EmochatError
 from emochat.runtime.config import GenerationConfig, ModelConfig, RunConfig
 
 
@@ -20,14 +23,71 @@ def emotion_from_flag(spec: str | None) -> EmotionVector | None:
     return vector
 
 
+PROFILE_KEYS = {
+    "base_url": str,
+    "model": str,
+    "api_key_env": str,
+    "timeout": (int, float),
+    "context": int,
+    "steering": str,
+    "steering_vectors": str,
+}
+
+
+def server_profile(name: str) -> dict[str, Any]:
+    """config.toml's ``[servers.NAME]``, its values checked."""
+    from emochat.config import load_config
+
+    servers = load_config().get("servers", {})
+    profile = servers.get(name) if isinstance(servers, dict) else None
+    if not isinstance(profile, dict):
+        known = ", ".join(sorted(servers)) if isinstance(servers, dict) and servers else "none"
+        raise EmochatError(f"no [servers.{name}] in config.toml (profiles: {known})")
+    for key, value in profile.items():
+        kind = PROFILE_KEYS.get(key)
+        if kind is None:
+            raise EmochatError(f"[servers.{name}] {key}: not a setting ({', '.join(PROFILE_KEYS)})")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise EmochatError(f"[servers.{name}] {key} = {value!r}: wrong type")
+    if "base_url" not in profile:
+        raise EmochatError(f"[servers.{name}] needs base_url")
+    return profile
+
+
+def server_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The server fields of a :class:`ModelConfig`, from ``--server``'s profile and the flags
+    (which beat it); no base URL where neither names a server."""
+    profile = server_profile(args.server) if getattr(args, "server", None) else {}
+    timeout = getattr(args, "timeout", None) or profile.get("timeout") or ModelConfig.timeout
+    return {
+        "base_url": getattr(args, "base_url", None) or profile.get("base_url"),
+        "api_key_env": profile.get("api_key_env"),
+        "timeout": float(timeout),
+        "server_context": profile.get("context", ModelConfig.server_context),
+        "steering": getattr(args, "steering", None) or profile.get("steering", "none"),
+        "steering_vectors": getattr(args, "steering_vectors", None)
+        or profile.get("steering_vectors"),
+    }
+
+
 def model_config(args: argparse.Namespace) -> ModelConfig:
+    """The model flags; a server's where one is named: a server makes ``auto`` the openai
+    backend, and its profile's model stands in for ``default``."""
+    server = server_settings(args)
+    backend = args.backend
+    if server["base_url"] and backend == "auto":
+        backend = "openai"
+    model = args.model
+    if model == DEFAULT_MODEL and getattr(args, "server", None):
+        model = server_profile(args.server).get("model", model)
     return ModelConfig(
-        model=args.model,
-        backend=args.backend,
+        model=model,
+        backend=backend,
         quant=args.quant,
         device=args.device,
         dtype=args.dtype,
         threads=args.threads,
+        **server,
     )
 
 

@@ -74,6 +74,7 @@ class ReplyStats:
     first_token_seconds: float | None = None
     cancelled: bool = False
     truncated: bool = False  # stopped by the token limit, not by the model or the user
+    broken: str | None = None  # why the reply ended early, where it was not the user (a server)
 
     @property
     def tokens_per_second(self) -> float:
@@ -120,9 +121,25 @@ class IncrementalDecoder:
         return list(self._ids)
 
 
+class TextPieces:
+    """For backends that stream text rather than token ids (a server): each piece passes
+    through as it comes."""
+
+    def push(self, piece: str) -> str:
+        return piece
+
+    def flush(self) -> str:
+        return ""
+
+    @property
+    def token_ids(self) -> list[int]:
+        return []
+
+
 _DONE = object()
 
-Emit = Callable[[int], None]
+# A token id (in-process backends) or a piece of text (a server), as the reply's decoder takes
+Emit = Callable[[Any], None]
 # The backend's generation loop: emit each new token id, stop soon after ``cancel`` is set, and
 # fill in what it knows of the stats (how much of the prompt came from the cache).
 GenerationLoop = Callable[[Emit, threading.Event, "ReplyStats"], None]
@@ -134,7 +151,7 @@ class Reply:
 
     _tokens: queue.Queue[Any]
     _cancel: threading.Event
-    _decoder: IncrementalDecoder
+    _decoder: IncrementalDecoder | TextPieces
     _started: float
     _worker: threading.Thread
     stats: ReplyStats
@@ -164,8 +181,8 @@ class Reply:
                     self._pieces.append(tail)
                 self.stats.seconds = time.perf_counter() - self._started
                 self.stats.cancelled = self._cancel.is_set()
-                self.stats.truncated = (
-                    not self.stats.cancelled and 0 < self._limit <= self.stats.new_tokens
+                self.stats.truncated = not self.stats.cancelled and (
+                    self.stats.truncated or 0 < self._limit <= self.stats.new_tokens
                 )
                 self.text = "".join(self._pieces).strip()
                 if tail:
@@ -190,7 +207,7 @@ class Reply:
 
 def stream_reply(
     loop: GenerationLoop,
-    decoder: IncrementalDecoder,
+    decoder: IncrementalDecoder | TextPieces,
     prompt_tokens: int,
     release: Callable[[], None],
     limit: int = 0,

@@ -18,6 +18,7 @@ from emochat.engine.modulation import MODULATION_CHOICES, check_intensity
 from emochat.errors import EmochatError
 from emochat.state import POLICIES
 
+SERVER_STEERING_CHOICES = ("none", "easysteer")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 DEVICE_CHOICES_TEXT = "auto, cpu, cuda, cuda:N or mps"
 
@@ -32,6 +33,20 @@ class ModelConfig:
     device: str = "auto"
     dtype: str = "auto"
     threads: int | None = None
+    # a model on a server (backend openai): its URL, the variable holding its API key
+    # (EMOCHAT_API_KEY when None), how long to wait for it, and its context where the server
+    # does not say
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout: float = 60.0
+    server_context: int = 8192
+    # a server that steers per request: the engine, and the folder of vectors on the server
+    steering: str = "none"
+    steering_vectors: str | None = None
+
+    @property
+    def on_server(self) -> bool:
+        return self.backend == "openai"
 
 
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "repetition_penalty", "seed")
@@ -95,6 +110,18 @@ def check_config(config: RunConfig) -> None:
         raise EmochatError(f"device must be {DEVICE_CHOICES_TEXT} (not {model.device!r})")
     if model.threads is not None and model.threads < 1:
         raise EmochatError("threads must be at least 1")
+    _check_choice("steering", model.steering, SERVER_STEERING_CHOICES)
+    if model.on_server and not model.base_url:
+        raise EmochatError("the openai backend needs the server's URL: --base-url or --server")
+    if model.base_url and not model.on_server:
+        raise EmochatError(f"--base-url is for the openai backend, not {model.backend}")
+    if model.steering != "none" and not (model.on_server and model.steering_vectors):
+        raise EmochatError(
+            "--steering easysteer needs the openai backend and --steering-vectors, the folder "
+            "on the server holding `emochat vectors export` files"
+        )
+    if model.timeout <= 0 or model.server_context < 64:
+        raise EmochatError("the timeout must be above 0 and the server context at least 64")
     _check_choice("modulation", generation.modulation, MODULATION_CHOICES)
     check_intensity(generation.intensity)
     limit = generation.max_new_tokens

@@ -15,9 +15,16 @@ from emochat.detect import BackgroundDetector, Detector, load_detector
 from emochat.emotion import EmotionVector
 from emochat.engine.backends import open_backend
 from emochat.engine.generation import default_reply_limit
-from emochat.engine.loading import LoadOptions, ModelSource, load_model, resolve_source
+from emochat.engine.loading import (
+    DEFAULT_MODEL,
+    LoadOptions,
+    ModelSource,
+    load_model,
+    resolve_source,
+)
 from emochat.engine.modulation import build_modulator, choose_modulation, set_intensity
 from emochat.engine.modulation.projection import shipped_embed_checkpoint
+from emochat.engine.server_api import shown_url
 from emochat.errors import EmochatError
 from emochat.last_mood import save_last_state
 from emochat.progress import Progress, no_progress
@@ -26,11 +33,14 @@ from emochat.runtime.restore import saved_intensity, saved_sampling, starting_st
 from emochat.session import ChatSession, conversation_header, start_transcript
 from emochat.state import EmotionState
 
+API_KEY_VARIABLE = "EMOCHAT_API_KEY"
+
 if TYPE_CHECKING:
     from emochat.engine.backends.base import Backend
     from emochat.engine.backends.transformers_backend import TransformersBackend
     from emochat.engine.generation import SamplingSettings
     from emochat.engine.loading import LoadedModel
+    from emochat.engine.server_api import ServerAPI
     from emochat.transcripts import Conversation
 
 
@@ -60,6 +70,8 @@ class Runtime:
 
     def _settle_model(self) -> tuple[ModelSource, str]:
         """The model's source and how the emotion reaches it, settled once."""
+        if self._settled is None and self.config.model.on_server:
+            self._settled = self._settle_server()
         if self._settled is None:
             source = resolve_source(self.config.model.model)
             modulation = choose_modulation(self.config.generation.modulation, source)
@@ -69,6 +81,25 @@ class Runtime:
                     source = replace(resolve_source(str(shipped)), requested=source.requested)
             self._settled = (source, modulation)
         return self._settled
+
+    def _settle_server(self) -> tuple[ModelSource, str]:
+        """A model on a server: named as the server names it; ``auto`` is the persona prompt,
+        or steering where the server steers per request."""
+        model, requested = self.config.model, self.config.generation.modulation
+        if model.model == DEFAULT_MODEL:
+            raise EmochatError(
+                "name the server's model: --model NAME (emochat models --base-url URL)"
+            )
+        if requested == "embed":
+            raise EmochatError(
+                "embedding modulation runs in process; a server takes steer or prompt"
+            )
+        source = ModelSource(
+            "server", shown_url(model.base_url or ""), model.model, requested=model.model
+        )
+        if requested == "auto":
+            requested = "steer" if model.steering != "none" else "prompt"
+        return source, requested
 
     @property
     def source(self) -> ModelSource:
@@ -84,7 +115,7 @@ class Runtime:
         backend = self.config.model.backend
         if self.config.detector != "probe":
             return backend
-        if backend == "llama.cpp":
+        if backend in ("llama.cpp", "openai"):
             raise EmochatError(
                 "the probe detector reads hidden states through transformers: "
                 "use --backend transformers or another --detector"
@@ -98,7 +129,10 @@ class Runtime:
         the backend can (the app), not before it answers."""
         if self._backend is None:
             generation = self.config.generation
-            backend = open_backend(self.source, self.load_options, self._progress)
+            if self.config.model.on_server:
+                backend = self._server_backend()
+            else:
+                backend = open_backend(self.source, self.load_options, self._progress)
             if self.source.unused_settings:
                 self._warn(
                     f"{self.source.display_name}'s settings emochat does not use: "
@@ -116,6 +150,29 @@ class Runtime:
             )
             self._backend = backend
         return self._backend
+
+    def _server_backend(self) -> Backend:
+        from emochat.engine.backends.openai_backend import OpenAIBackend
+
+        model = self.config.model
+        return OpenAIBackend.connect(
+            self.server_api(),
+            model.model,
+            model.server_context,
+            self._progress,
+            model.steering_vectors,
+        )
+
+    def server_api(self) -> ServerAPI:
+        """The configured server's API; its key from the environment only (the variable the
+        profile names, else EMOCHAT_API_KEY): never a flag, never written anywhere."""
+        import os
+
+        from emochat.engine.server_api import ServerAPI
+
+        model = self.config.model
+        key = os.environ.get(model.api_key_env or API_KEY_VARIABLE) or None
+        return ServerAPI(model.base_url or "", key, model.timeout)
 
     def detector(self, background: bool = False) -> Detector:
         """The configured detector (loaded once). ``background`` loads it in a thread beside

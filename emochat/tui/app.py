@@ -357,6 +357,8 @@ class EmochatApp(App[None]):
         speed = result.tokens_per_second
         self._speed = f"{speed:.1f} tok/s" if speed else self._speed
         prompt_input = self.query_one(PromptInput)
+        if result.broken:
+            self.notify(f"{result.broken}; the reply is kept as stopped", severity="warning")
         if result.exchange.cancelled and prompt is not None and not prompt_input.text:
             # Like the turn never happened for the model: the prompt comes back to edit.
             prompt_input.restore(prompt)

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BACKEND_CHOICES", "choose_backend", "open_backend"]
 
-BACKEND_CHOICES = ("auto", "transformers", "llama.cpp")
+# openai: a model on a server (OpenAI-compatible); the runtime opens it, not open_backend
+BACKEND_CHOICES = ("auto", "transformers", "llama.cpp", "openai")
 
 
 def llama_cpp_installed() -> bool:

@@ -69,6 +69,11 @@ class Backend(ABC):
     def steering(self, directions: EmotionDirections, intensity: float) -> Modulator:
         """The modulator that steers this backend with ``directions``."""
 
+    def own_steering(self, intensity: float) -> Modulator | None:
+        """A steering modulator that needs no directions here (a server that steers with its
+        own copies), or ``None``."""
+        return None
+
     @abstractmethod
     def read_framings(self, question: FramedQuestion, blocks: int) -> Any:
         """For each of ``question``'s framings, decoder blocks ``0..blocks-1``'s outputs

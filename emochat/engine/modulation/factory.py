@@ -77,8 +77,11 @@ def build_modulator(
         return PersonaModulator()
     if mode not in ("steer", "both"):
         raise EmochatError(f"modulation must be one of {', '.join(MODULATION_CHOICES[1:])}")
-    directions = find_directions(backend.info)
-    if directions is not None:
+    own = backend.own_steering(intensity)
+    directions = None if own is not None else find_directions(backend.info)
+    if own is not None:
+        steering = own
+    elif directions is not None:
         steering = backend.steering(directions, intensity)
     elif not build_directions:
         progress(
