@@ -192,3 +192,63 @@ def test_an_ollama_model_met_for_the_first_time_chats_while_its_vectors_build(
     source = resolve_source("ollama:tiny")
     assert directions_status(source.display_name, source.location) == "built"
     assert imported.read_text() == "", imported.read_text()
+
+
+def test_the_app_chats_through_a_server_with_the_detector_moving_the_mood(
+    model_cache, tmp_path
+) -> None:
+    """The app on llama-cpp-python's OpenAI-compatible server: the reply streams from the
+    server, the detector reads the message here, the transcript names the server."""
+    from tests.test_server import start_server
+
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.fail("tmux is needed for this test (Debian package tmux)")
+    process, url = start_server()
+    home = tmp_path / "home"
+    env = {
+        "EMOCHAT_HOME": str(home),
+        "EMOCHAT_CACHE": str(model_cache),
+        "TERM": "xterm-256color",
+        "COLUMNS": "140",
+        "LINES": "42",
+    }
+    session = f"emochat-server-{os.getpid()}"
+    command = " ".join(
+        [
+            "env",
+            *(f"{key}={shlex.quote(value)}" for key, value in env.items()),
+            shlex.quote(sys.executable),
+            "-m emochat",
+            f"--base-url {url} --model smollm2 --max-new-tokens 16",
+        ]
+    )
+    screen = lambda: _screen(tmux, session)  # noqa: E731
+    transcripts = home / "data" / "transcripts"
+    files = lambda: list(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []  # noqa: E731
+    subprocess.run(
+        [tmux, "new-session", "-d", "-s", session, "-x", "140", "-y", "42", command], check=True
+    )
+    try:
+        _wait_for(lambda: "detector minilm" in screen(), 240, "the app to connect", screen)
+        assert "openai" in screen()
+        subprocess.run(
+            [tmux, "send-keys", "-t", session, "-l", "I am so happy today!\r"], check=True
+        )
+        answered = lambda: any('"assistant"' in f.read_text() for f in files())  # noqa: E731
+        _wait_for(answered, 120, "a reply from the server", screen)
+        subprocess.run([tmux, "send-keys", "-t", session, "C-q"], check=True)
+        _wait_for(lambda: session not in _sessions(tmux), 30, "the app to quit", screen)
+    finally:
+        subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
+        process.kill()
+    lines = [json.loads(line) for line in files()[0].read_text().splitlines()]
+    header, user, assistant = lines[0], lines[1], lines[2]
+    assert (header["backend"], header["model_source"], header["model"]) == (
+        "openai",
+        url,
+        "smollm2",
+    )
+    assert user["reading"]["vector"][0] > 0.2  # the detector read joy here
+    assert assistant["emotion"][0] > 0  # and the reply was asked for in the mood it moved to
+    assert assistant["text"].strip()
