@@ -32,6 +32,53 @@ def _screen(tmux: str, session: str) -> str:
     return result.stdout
 
 
+def _app_env(home: Path, cache: Path) -> dict[str, str]:
+    """The app's environment: its own home and cache, and the pane's real size (COLUMNS and
+    LINES win over the pty size in Python's terminal-size lookup, and a test runner may have
+    set them)."""
+    return {
+        "EMOCHAT_HOME": str(home),
+        "EMOCHAT_CACHE": str(cache),
+        "TERM": "xterm-256color",
+        "COLUMNS": "140",
+        "LINES": "42",
+    }
+
+
+def _launch(tmux: str, session: str, env: dict[str, str], imported: Path, flags: str) -> None:
+    """The app in a 140×42 tmux pane, run as `emochat` runs it, writing at exit which heavy
+    libraries it imported to ``imported``."""
+    command = " ".join(
+        [
+            "env",
+            *(f"{key}={shlex.quote(value)}" for key, value in env.items()),
+            shlex.quote(sys.executable),
+            "-c",
+            shlex.quote(HEAVY_AT_EXIT),
+            shlex.quote(str(imported)),
+            flags,
+        ]
+    )
+    subprocess.run(
+        [tmux, "new-session", "-d", "-s", session, "-x", "140", "-y", "42", command], check=True
+    )
+
+
+def _ask_and_quit(tmux: str, session: str, text: str, transcripts: Path, screen) -> Path:
+    """Send ``text`` as a message, wait for its reply in the transcript, quit the app; the
+    transcript."""
+    subprocess.run([tmux, "send-keys", "-t", session, "-l", f"{text}\r"], check=True)
+
+    def answered() -> Path | None:
+        files = list(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []
+        return next((f for f in files if '"assistant"' in f.read_text()), None)
+
+    _wait_for(answered, 120, "a reply", screen)
+    subprocess.run([tmux, "send-keys", "-t", session, "C-q"], check=True)
+    _wait_for(lambda: session not in _sessions(tmux), 30, "the app to quit", screen)
+    return answered()
+
+
 def _wait_for(predicate, timeout: float, what: str, screen) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -47,38 +94,14 @@ def test_chat_with_the_default_model_in_a_terminal(model_cache, tmp_path) -> Non
         pytest.fail("tmux is needed for this test (Debian package tmux)")
     home = tmp_path / "home"
     session = f"emochat-e2e-{os.getpid()}"
-    # COLUMNS/LINES win over the pty size in Python's terminal-size lookup, and a test runner
-    # may have set them: state the pane's real size.
-    env = {
-        "EMOCHAT_HOME": str(home),
-        "EMOCHAT_CACHE": str(model_cache),
-        "TERM": "xterm-256color",
-        "COLUMNS": "140",
-        "LINES": "42",
-    }
+    env = _app_env(home, model_cache)
     screen = lambda: _screen(tmux, session)  # noqa: E731
     transcripts = home / "data" / "transcripts"
 
     imported = tmp_path / "imported.txt"
 
     def start(*flags: str) -> None:
-        # The app, run as `emochat` runs it, writing at exit which heavy libraries it imported.
-        command = " ".join(
-            [
-                "env",
-                *(f"{key}={shlex.quote(value)}" for key, value in env.items()),
-                shlex.quote(sys.executable),
-                "-c",
-                shlex.quote(HEAVY_AT_EXIT),
-                shlex.quote(str(imported)),
-                "--max-new-tokens 24 --seed 3",
-                *flags,
-            ]
-        )
-        subprocess.run(
-            [tmux, "new-session", "-d", "-s", session, "-x", "140", "-y", "42", command],
-            check=True,
-        )
+        _launch(tmux, session, env, imported, " ".join(["--max-new-tokens 24 --seed 3", *flags]))
 
     def replies() -> list[dict]:
         files = list(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []
@@ -147,45 +170,20 @@ def test_an_ollama_model_met_for_the_first_time_chats_while_its_vectors_build(
         pytest.fail("tmux is needed for this test (Debian package tmux)")
     store, home, cache = tmp_path / "ollama", tmp_path / "home", tmp_path / "cache"
     add_ollama_model(store, "tiny", write_random_gguf(tmp_path / "tiny.gguf", "gemma3"))
-    env = {
-        "EMOCHAT_HOME": str(home),
-        "EMOCHAT_CACHE": str(cache),
-        "OLLAMA_MODELS": str(store),
-        "TERM": "xterm-256color",
-        "COLUMNS": "140",
-        "LINES": "42",
-    }
+    env = {**_app_env(home, cache), "OLLAMA_MODELS": str(store)}
     imported = tmp_path / "imported.txt"
     session = f"emochat-ollama-{os.getpid()}"
-    command = " ".join(
-        [
-            "env",
-            *(f"{key}={shlex.quote(value)}" for key, value in env.items()),
-            shlex.quote(sys.executable),
-            "-c",
-            shlex.quote(HEAVY_AT_EXIT),
-            shlex.quote(str(imported)),
-            "--model ollama:tiny --detector vader --max-new-tokens 8 --seed 3",
-        ]
-    )
     screen = lambda: _screen(tmux, session)  # noqa: E731
     transcripts = home / "data" / "transcripts"
-    subprocess.run(
-        [tmux, "new-session", "-d", "-s", session, "-x", "140", "-y", "42", command], check=True
-    )
+    _launch(tmux, session, env, imported, "--model ollama:tiny --detector vader --max-new-tokens 8")
     built = lambda: any((cache / "vectors").glob("*/emotion_vectors.json"))  # noqa: E731
     try:
         _wait_for(lambda: "tiny:latest" in screen(), 120, "the model to load", screen)
         _wait_for(built, 120, "the vectors to be built behind the chat", screen)
-        subprocess.run([tmux, "send-keys", "-t", session, "-l", "Hello there!\r"], check=True)
-        files = lambda: list(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []  # noqa: E731
-        answered = lambda: any('"assistant"' in f.read_text() for f in files())  # noqa: E731
-        _wait_for(answered, 120, "a reply", screen)
-        subprocess.run([tmux, "send-keys", "-t", session, "C-q"], check=True)
-        _wait_for(lambda: session not in _sessions(tmux), 30, "the app to quit", screen)
+        transcript = _ask_and_quit(tmux, session, "Hello there!", transcripts, screen)
     finally:
         subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
-    header = json.loads(files()[0].read_text().splitlines()[0])
+    header = json.loads(transcript.read_text().splitlines()[0])
     assert header["modulation"] == "steer"
     monkeypatch.setenv("OLLAMA_MODELS", str(store))
     monkeypatch.setenv("EMOCHAT_CACHE", str(cache))
@@ -206,43 +204,20 @@ def test_the_app_chats_through_a_server_with_the_detector_moving_the_mood(
         pytest.fail("tmux is needed for this test (Debian package tmux)")
     process, url = start_server()
     home = tmp_path / "home"
-    env = {
-        "EMOCHAT_HOME": str(home),
-        "EMOCHAT_CACHE": str(model_cache),
-        "TERM": "xterm-256color",
-        "COLUMNS": "140",
-        "LINES": "42",
-    }
+    env = _app_env(home, model_cache)
     session = f"emochat-server-{os.getpid()}"
-    command = " ".join(
-        [
-            "env",
-            *(f"{key}={shlex.quote(value)}" for key, value in env.items()),
-            shlex.quote(sys.executable),
-            "-m emochat",
-            f"--base-url {url} --model smollm2 --max-new-tokens 16",
-        ]
-    )
     screen = lambda: _screen(tmux, session)  # noqa: E731
     transcripts = home / "data" / "transcripts"
-    files = lambda: list(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []  # noqa: E731
-    subprocess.run(
-        [tmux, "new-session", "-d", "-s", session, "-x", "140", "-y", "42", command], check=True
-    )
+    flags = f"--base-url {url} --model smollm2 --max-new-tokens 16"
+    _launch(tmux, session, env, tmp_path / "imported.txt", flags)
     try:
         _wait_for(lambda: "detector minilm" in screen(), 240, "the app to connect", screen)
         assert "openai" in screen()
-        subprocess.run(
-            [tmux, "send-keys", "-t", session, "-l", "I am so happy today!\r"], check=True
-        )
-        answered = lambda: any('"assistant"' in f.read_text() for f in files())  # noqa: E731
-        _wait_for(answered, 120, "a reply from the server", screen)
-        subprocess.run([tmux, "send-keys", "-t", session, "C-q"], check=True)
-        _wait_for(lambda: session not in _sessions(tmux), 30, "the app to quit", screen)
+        transcript = _ask_and_quit(tmux, session, "I am so happy today!", transcripts, screen)
     finally:
         subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
         process.kill()
-    lines = [json.loads(line) for line in files()[0].read_text().splitlines()]
+    lines = [json.loads(line) for line in transcript.read_text().splitlines()]
     header, user, assistant = lines[0], lines[1], lines[2]
     assert (header["backend"], header["model_source"], header["model"]) == (
         "openai",
@@ -252,3 +227,5 @@ def test_the_app_chats_through_a_server_with_the_detector_moving_the_mood(
     assert user["reading"]["vector"][0] > 0.2  # the detector read joy here
     assert assistant["emotion"][0] > 0  # and the reply was asked for in the mood it moved to
     assert assistant["text"].strip()
+    # a server chat, the detector included, loads no torch
+    assert (tmp_path / "imported.txt").read_text() == ""

@@ -250,3 +250,20 @@ def test_models_says_what_it_could_not_read(ollama_store, capsys) -> None:
     assert result.returncode == 0
     assert "ollama:smollm2:135m" in result.stdout and "broken" not in result.stdout
     assert "emochat: warning: Ollama model broken:latest:" in result.stderr
+
+
+def test_an_lm_studio_model_is_found_by_publisher_repo_and_quant(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "no-ollama"))
+    folder = tmp_path / ".lmstudio" / "models" / "someone" / "SmolLM2-GGUF"
+    folder.mkdir(parents=True)
+    (folder / "SmolLM2-135M-Instruct-Q4_1.gguf").symlink_to(default_model_path())
+    write_random_gguf(folder / "SmolLM2-135M-Instruct-Q8_0.gguf")
+    source = resolve_source("lmstudio:someone/SmolLM2-GGUF:q4_1")
+    assert Path(source.location).samefile(default_model_path())
+    with pytest.raises(EmochatError, match="has no Q4_K_M GGUF; its quantizations: Q4_1, Q8_0"):
+        resolve_source("lmstudio:someone/SmolLM2-GGUF")
+    assert main(["models", "--json"]) == 0
+    listed = {model["name"]: model for model in json.loads(capsys.readouterr().out)}
+    assert listed["lmstudio:someone/SmolLM2-GGUF:Q4_1"]["vectors"] == "shipped"
+    assert listed["lmstudio:someone/SmolLM2-GGUF:Q8_0"]["store"] == "lmstudio"

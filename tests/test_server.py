@@ -73,6 +73,24 @@ def api_key(monkeypatch):
     monkeypatch.setenv("EMOCHAT_API_KEY", KEY)
 
 
+# The behaviour tests every backend passes, where they apply to a server (they read no token ids
+# and need no steering): run here with this module's `backend`, the persona prompt on the server.
+from tests.test_backends import (  # noqa: E402
+    test_a_factual_question_gets_its_answer_in_any_mood,  # noqa: F401
+    test_a_reply_the_model_ends_is_not_marked_cut,  # noqa: F401
+    test_cancel_stops_within_a_token_and_frees_the_backend,  # noqa: F401
+)
+
+
+@pytest.fixture(scope="module")
+def backend(server):
+    from emochat.engine.modulation.persona import PersonaModulator
+
+    served = _backend(server)
+    served.use(PersonaModulator())
+    return served
+
+
 def _backend(url: str, key: str | None = KEY, timeout: float = 60) -> OpenAIBackend:
     return OpenAIBackend.connect(ServerAPI(url, key, timeout), "smollm2", 4096, no_progress)
 
