@@ -76,8 +76,9 @@ def model_options(backend: bool = False) -> argparse.ArgumentParser:
             "--backend",
             choices=BACKEND_CHOICES,
             default="auto",
-            help="what runs the model; auto = llama.cpp for a .gguf when llama-cpp-python is "
-            "installed, else transformers (default: %(default)s)",
+            help="what runs the model; auto = openai where a server is named (--base-url, "
+            "--server), llama.cpp for a .gguf when llama-cpp-python is installed, else "
+            "transformers (default: %(default)s)",
         )
     group.add_argument(
         "--quant",
