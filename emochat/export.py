@@ -64,7 +64,11 @@ def to_markdown(conversation: Conversation) -> str:
                 details += ", continued"
             if event.get("truncated"):
                 details += ", cut at the length limit"
-            lines.append(f"**emochat** · *{_mood(event.get('emotion', [0] * 8))}* · {details}")
+            title = f"**emochat** · *{_mood(event.get('emotion', [0] * 8))}*"
+            expressed = event.get("expressed")
+            if isinstance(expressed, dict):
+                title += f" · read back as *{_mood(expressed.get('vector'))}*"
+            lines.append(f"{title} · {details}")
             lines.append("")
             lines.append(str(event.get("text", "")))
         elif kind == "retract":

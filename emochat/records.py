@@ -70,6 +70,8 @@ FIELDS: dict[str, dict[str, tuple[bool, Any]]] = {
         "cancelled": (False, _flag),
         "truncated": (False, _flag),
         "continues": (False, _flag),
+        "expressed": (False, _reading),  # the reply read back by the detector
+        "broken": (False, _text),
     },
     "emotion": {"emotion": (True, _vector), "state": (False, _state), "source": (False, _text)},
     "retract": {"what": (True, lambda value: value in RETRACTABLE), "reason": (False, _text)},

@@ -140,6 +140,7 @@ class ChatSession:
         system_prompt: str | None = None,
         on_state_change: Callable[[EmotionState], None] | None = None,
         remember: bool = True,
+        read_back: Detector | None = None,
     ) -> None:
         self._backend = backend
         self._detector = detector
@@ -150,6 +151,9 @@ class ChatSession:
         self._system_prompt = system_prompt
         self._on_state_change = on_state_change
         self._remember = remember  # False: every prompt is answered on its own (``say``)
+        # reads each finished reply: the mood it carries, beside the one that steered it
+        self._read_back = read_back
+        self._last_expressed = self._expressed_of_last_reply()
         self._last_reading: Reading | None = None
         self._lock = threading.RLock()  # the state and the transcript
         self._turn = threading.Lock()  # one turn at a time
@@ -196,6 +200,25 @@ class ChatSession:
     @property
     def last_reading(self) -> Reading | None:
         return self._last_reading
+
+    @property
+    def last_expressed(self) -> tuple[EmotionVector, Reading] | None:
+        """The last reply's mood as asked (the vector it was written with) and as read back,
+        where it was read back."""
+        return self._last_expressed
+
+    def _expressed_of_last_reply(self) -> tuple[EmotionVector, Reading] | None:
+        exchanges = self.exchanges()
+        last = exchanges[-1] if exchanges else None
+        if last is None or last.expressed is None or last.emotion is None:
+            return None
+        try:
+            asked = EmotionVector.from_json(last.emotion)
+            read = EmotionVector.from_json(last.expressed.get("vector"))
+            confidence = float(last.expressed.get("confidence", 0.0))
+        except (EmochatError, TypeError, ValueError):
+            return None
+        return asked, Reading(read, confidence)
 
     @property
     def conversation(self) -> Conversation:
@@ -260,6 +283,7 @@ class ChatSession:
                 with self._lock:
                     self._state = EmotionState.from_dict(before)
                     self._write({"type": "retract", "what": "turn", "reason": str(error)})
+                self._last_expressed = self._expressed_of_last_reply()
                 self._state_changed()
                 raise
             return self._record(reply, reply.text)
@@ -289,7 +313,7 @@ class ChatSession:
                 {"role": "assistant", "content": last.reply},
             ]
             reply, raw = self._stream(messages, on_piece)
-            return self._record(reply, raw.rstrip(), continues=True)
+            return self._record(reply, raw.rstrip(), continues=True, whole=last.reply + raw)
 
     def edit_last(self) -> str:
         """Withdraw the last turn (the transcript keeps it) and return its prompt to edit."""
@@ -297,6 +321,7 @@ class ChatSession:
             _, last = self._split_last("edit")
             with self._lock:
                 self._write({"type": "retract", "what": "turn"})
+            self._last_expressed = self._expressed_of_last_reply()
             return last.prompt
 
     def stop(self) -> None:
@@ -348,7 +373,11 @@ class ChatSession:
             self._reply = None
         return reply, "".join(pieces)
 
-    def _record(self, reply: ReplyStream, text: str, continues: bool = False) -> TurnResult:
+    def _record(
+        self, reply: ReplyStream, text: str, continues: bool = False, whole: str | None = None
+    ) -> TurnResult:
+        """Write the reply's event: its text, the vector it carried, how it ended, and (read
+        back after the stream has ended) the mood it expresses."""
         stats = reply.stats
         event: dict[str, Any] = {
             "type": "assistant",
@@ -365,8 +394,12 @@ class ChatSession:
         broken = getattr(stats, "broken", None)
         if broken:
             event["broken"] = broken
+        read = (whole if whole is not None else text).strip()
+        if self._read_back is not None and read:
+            event["expressed"] = self._read_back.read(read).to_dict()
         with self._lock:
             self._write(event)
+        self._last_expressed = self._expressed_of_last_reply()
         return TurnResult(self.exchanges()[-1], stats.tokens_per_second, stats.new_tokens, broken)
 
     # ----------------------------------------------------------------- mood

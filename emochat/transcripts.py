@@ -65,6 +65,8 @@ class Exchange:
     cancelled: bool = False
     truncated: bool = False  # stopped by the token limit; it can be continued
     emotion: list[float] | None = None  # the vector the reply was written with
+    # the mood the detector read back in the reply: {"vector": [8 floats], "confidence": x}
+    expressed: dict[str, Any] | None = None
 
     @property
     def in_history(self) -> bool:
@@ -87,6 +89,8 @@ def _apply(exchanges: list[Exchange], event: dict[str, Any]) -> None:
         last.truncated = bool(event.get("truncated"))
         emotion = event.get("emotion")
         last.emotion = emotion if isinstance(emotion, list) else None
+        expressed = event.get("expressed")
+        last.expressed = expressed if isinstance(expressed, dict) else None
     elif kind == "retract" and exchanges:
         if event.get("what") == "reply":
             exchanges[-1] = Exchange(prompt=exchanges[-1].prompt)

@@ -71,6 +71,7 @@ def test_say_json_prints_the_public_fields(tiny_model_dir, capsys) -> None:
         "truncated",
         "new_tokens",
         "tokens_per_second",
+        "expressed",
     }
     assert (record["backend"], record["quantization"]) == ("transformers", "none")
     assert record["prompt"] == "Hello there"
@@ -117,11 +118,34 @@ def test_say_with_the_real_default_model_is_coherent_and_repeatable(model_cache,
     prompts.write_text("Tell me about your day.\nTell me about your day.\n")
     sampled = run_cli("say", "--file", str(prompts), "--json", "--seed", "5")
     assert sampled.returncode == 0, sampled.stderr
-    first, second = (json.loads(line)["reply"] for line in sampled.stdout.splitlines())
+    records = [json.loads(line) for line in sampled.stdout.splitlines()]
+    first, second = (record["reply"] for record in records)
     assert first == second
+    # each reply read back by the detector: the same seed, the same reply, the same reading
+    assert records[0]["expressed"] == records[1]["expressed"]
+    assert len(records[0]["expressed"]["vector"]) == 8
+    assert 0 <= records[0]["expressed"]["confidence"] <= 1
     words = first.split()
     assert len(words) >= 5
     assert sum(word.isascii() for word in words) / len(words) > 0.9
+
+
+@pytest.mark.slow
+def test_say_reads_a_reply_back_unless_told_not_to(model_cache, tmp_path) -> None:
+    """A joyful reply reads joyful; --no-read-back loads no detector and reads nothing."""
+    transcript = tmp_path / "joy.jsonl"
+    argv = ["say", "Tell me about your day.", "--json", "--seed", "2", "--emotion", "joy=1"]
+    joyful = run_cli(*argv, "--transcript", str(transcript))
+    assert joyful.returncode == 0, joyful.stderr
+    expressed = json.loads(joyful.stdout)["expressed"]
+    assert expressed["vector"][0] > 0  # SADNESS↔JOY read on the joyful side
+    event = json.loads(transcript.read_text().splitlines()[-1])
+    assert event["expressed"] == expressed
+    markdown = run_cli("transcripts", "export", str(transcript), "--format", "md")
+    assert "read back as *" in markdown.stdout
+    plain = run_cli(*argv, "--no-read-back", "--no-save")
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout)["expressed"] is None
 
 
 def test_chat_help_shows_the_defaults(capsys) -> None:

@@ -125,3 +125,32 @@ def test_say_answers_each_prompt_on_its_own() -> None:
     assert [messages for messages, _ in backend.calls][-1] == [
         {"role": "user", "content": "second"}
     ]
+
+
+def test_each_reply_is_read_back_and_kept_beside_the_mood_that_steered_it() -> None:
+    session = new_session(FakeBackend("I am so happy to hear it."), read_back=FakeDetector())
+    session.ask("I am sad today")  # the user's sadness moves the mood; the reply reads happy
+    exchange = session.exchanges()[-1]
+    assert exchange.emotion[0] < 0  # steered toward sadness
+    assert exchange.expressed == {"vector": [0.8, 0, 0, 0, 0, 0, 0, 0], "confidence": 1.0}
+    events = read_transcript(session.transcript_path).events
+    assert events[-1]["expressed"] == exchange.expressed
+    # a reply continued is read back whole
+    cut = new_session(FakeBackend("Well I am happy now", limit=2), read_back=FakeDetector())
+    cut.ask("Hello")
+    assert cut.exchanges()[-1].expressed["confidence"] == 0.0  # "Well I" reads as nothing
+    cut._backend.limit = 0
+    cut.continue_reply()
+    assert cut.exchanges()[-1].reply == "Well I am happy now"
+    assert cut.exchanges()[-1].expressed["vector"][0] == 0.8
+
+
+def test_without_read_back_nothing_is_read_or_kept() -> None:
+    detector = FakeDetector()
+    calls: list[str] = []
+    detector.read = lambda text, read=detector.read: calls.append(text) or read(text)
+    session = new_session(FakeBackend("I am so happy."), read_back=None)
+    session._detector = detector
+    session.ask("Hello there")
+    assert calls == ["Hello there"]  # the message only
+    assert session.exchanges()[-1].expressed is None

@@ -240,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to save the conversation (default: a new file in the data folder)",
     )
     say.add_argument("--no-save", action="store_true", help="do not save a transcript")
+    say.add_argument(
+        "--no-read-back",
+        action="store_true",
+        help="do not read the reply back for the mood it expresses (no detector is loaded)",
+    )
     say.set_defaults(handler=_lazy("emochat.cli.say:run_say"))
 
     detect = commands.add_parser(

@@ -81,6 +81,7 @@ def _print_result(
             "tokens_per_second": round(result.tokens_per_second, 2),
             "truncated": result.exchange.truncated,
         }
+        record["expressed"] = result.exchange.expressed  # None with --no-read-back
         if session.model.backend == "openai":
             record["server"] = session.model.source  # the base URL, without credentials
         print(json.dumps(record, ensure_ascii=False), flush=True)

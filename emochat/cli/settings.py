@@ -118,7 +118,14 @@ def chat_config(args: argparse.Namespace) -> RunConfig:
 
 
 def say_config(args: argparse.Namespace) -> RunConfig:
-    return RunConfig(model=model_config(args), generation=generation_config(args))
+    """The mood is locked and no prompt is read; the replies are read back (the MiniLM
+    detector, loaded beside the model) unless --no-read-back."""
+    return RunConfig(
+        model=model_config(args),
+        generation=generation_config(args),
+        detector=None if args.no_read_back else "minilm",
+        read_back=not args.no_read_back,
+    )
 
 
 def detect_config(args: argparse.Namespace) -> RunConfig:

@@ -93,6 +93,9 @@ class RunConfig:
     # False where the command runs no chat model (detect with a text detector): the model flags
     # are still checked, but the model is not looked for
     uses_model: bool = True
+    # each finished reply read back by the detector: the mood it expresses, kept beside the
+    # one that steered it (needs a detector)
+    read_back: bool = True
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:

@@ -296,12 +296,13 @@ class Runtime:
             warn=self._warn,
             system_prompt=system_prompt,
             on_state_change=save_last_state,
+            read_back=self._read_back_detector(),
         )
 
     def say_session(self, transcript: Path | None, save: bool) -> ChatSession:
-        """A session for one-shot replies: no detector, the mood locked at ``--emotion``, each
-        prompt answered on its own; saved to ``transcript`` (or a new file) unless not
-        ``save``."""
+        """A session for one-shot replies: the prompt not read, the mood locked at
+        ``--emotion``, each prompt answered on its own and each reply read back (unless that is
+        off); saved to ``transcript`` (or a new file) unless not ``save``."""
         backend, generation = self.backend(), self.config.generation
         settings = self.sampling()
         emotion = generation.emotion if generation.emotion is not None else EmotionVector()
@@ -317,4 +318,11 @@ class Runtime:
             self._warn,
             system_prompt=self.system_prompt,
             remember=False,
+            read_back=self._read_back_detector(),
         )
+
+    def _read_back_detector(self) -> Detector | None:
+        """The detector that reads replies back (loading beside the model), if it is on."""
+        if not self.config.read_back or self.config.detector is None:
+            return None
+        return self.detector(background=True)

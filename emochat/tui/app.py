@@ -270,11 +270,13 @@ class EmochatApp(App[None]):
             sidebar.show(EmotionVector(), None, "mirror", self.selected_axis)
             return
         reading = session.last_reading
+        expressed = session.last_expressed
         sidebar.show(
             session.emotion,
             reading.vector if reading else None,
             session.policy,
             self.selected_axis,
+            None if expressed is None else (expressed[0], expressed[1].vector),
         )
 
     def watch_selected_axis(self) -> None:

@@ -24,13 +24,14 @@ def _blend(color: str | None, background: str | None, strength: float) -> str:
 
 
 class AxisBar(Static):
-    """One bipolar axis: a bar from the centre, the value, and a marker (◆) where the last
-    detector reading was. Two lines (both pole names above the bar) where the sidebar has room;
-    one line (the leading pole's name, then the bar) where it is compact. The bar takes the
-    width it is given."""
+    """One bipolar axis: a bar from the centre, the value, a marker (◆) where the detector
+    read your last message and one (○) where it read the last reply. Two lines (both pole
+    names above the bar) where the sidebar has room; one line (the leading pole's name, then
+    the bar) where it is compact. The bar takes the width it is given."""
 
     value: reactive[float] = reactive(0.0)
     reading: reactive[float | None] = reactive(None)
+    expressed: reactive[float | None] = reactive(None)  # the last reply, read back
     selected: reactive[bool] = reactive(False)
 
     def __init__(self, index: int) -> None:
@@ -42,9 +43,16 @@ class AxisBar(Static):
         cells = [("─", "dim")] * half + [("│", "")] + [("─", "dim")] * half
         for step in range(1, round(abs(self.value) * half) + 1):
             cells[half + step if self.value > 0 else half - step] = ("█", colour)
-        if self.reading is not None:
-            marker = half + round(max(-1.0, min(1.0, self.reading)) * half)
-            cells[marker] = ("◆", f"bold {self.app.current_theme.accent or 'yellow'}")
+        theme = self.app.current_theme
+        for value, mark, colour_name in (
+            (self.expressed, "○", theme.secondary or "cyan"),
+            (self.reading, "◆", theme.accent or "yellow"),  # drawn last: it wins a shared cell
+        ):
+            if value is not None:
+                cells[half + round(max(-1.0, min(1.0, value)) * half)] = (
+                    mark,
+                    f"bold {colour_name}",
+                )
         text = Text()
         for char, style in cells:
             text.append(char, style=style)
@@ -96,6 +104,7 @@ class EmotionSidebar(Vertical, can_focus=True):
         yield Static("", id="mood-title")
         for index in range(len(AXES)):
             yield AxisBar(index)
+        yield Static("", id="read-back")
         yield Static("◆ your last message · Tab: steer here", id="legend")
 
     def on_key(self, event) -> None:  # type: ignore[no-untyped-def]
@@ -109,14 +118,30 @@ class EmotionSidebar(Vertical, can_focus=True):
         reading: EmotionVector | None,
         policy: str,
         selected: int,
+        expressed: tuple[EmotionVector, EmotionVector] | None = None,
     ) -> None:
+        """The mood, your last message's reading, and ``expressed``: the last reply's mood as
+        asked and as read back (``None`` where it was not read back)."""
         lock = "🔒 locked" if policy == "locked" else f"policy: {policy}"
         title = self.query_one("#mood-title", Static)
         title.update(Text.assemble(("Mood ", "bold"), vector.describe(limit=2), f"\n{lock}"))
+        read_back = None if expressed is None else expressed[1]
         for bar in self.query(AxisBar):
             bar.value = vector[bar.index]
             bar.reading = None if reading is None else reading[bar.index]
+            bar.expressed = None if read_back is None else read_back[bar.index]
             bar.selected = bar.index == selected
+        line = self.query_one("#read-back", Static)
+        line.display = expressed is not None
+        if expressed is not None:
+            line.update(f"○ last reply: {expressed_gap(*expressed):.2f} from asked")
+
+
+def expressed_gap(asked: EmotionVector, read: EmotionVector) -> float:
+    """How far a reply's read-back mood landed from the one it was asked for: the mean
+    distance over the axes it was asked to move (over all eight for a neutral ask)."""
+    moved = [index for index, value in enumerate(asked) if value != 0] or list(range(len(AXES)))
+    return sum(abs(asked[index] - read[index]) for index in moved) / len(moved)
 
 
 class UserMessage(Static):

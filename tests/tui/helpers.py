@@ -15,7 +15,9 @@ from tests.fakes import FakeBackend, FakeDetector
 SIZE = (110, 36)  # roomy enough for every widget; the layouts have snapshot tests
 
 
-def fake_chats(backend, state=None, resume: Conversation | None = None) -> Chats:
+def fake_chats(
+    backend, state=None, resume: Conversation | None = None, read_back: bool = False
+) -> Chats:
     def make_session(conversation: Conversation | None) -> ChatSession:
         if conversation is None:
             transcript = TranscriptWriter.create({"model": "fake-model"}, deferred=True)
@@ -23,15 +25,20 @@ def fake_chats(backend, state=None, resume: Conversation | None = None) -> Chats
         else:
             transcript = TranscriptWriter.resume(conversation)
             mood = ChatSession.restore_state(conversation)
-        return ChatSession(backend, FakeDetector(), mood, transcript, None, lambda message: None)
+        reader = FakeDetector() if read_back else None
+        return ChatSession(
+            backend, FakeDetector(), mood, transcript, None, lambda message: None, read_back=reader
+        )
 
     return Chats(make_session, make_session(resume))
 
 
-def make_app(backend=None, state=None, resume=None, **options) -> EmochatApp:
+def make_app(backend=None, state=None, resume=None, read_back=False, **options) -> EmochatApp:
     backend = backend or FakeBackend()
     options.setdefault("system_copy", lambda text: None)
-    app = EmochatApp(lambda progress: fake_chats(backend, state, resume), AppOptions(**options))
+    app = EmochatApp(
+        lambda progress: fake_chats(backend, state, resume, read_back), AppOptions(**options)
+    )
     app.fake_backend = backend  # type: ignore[attr-defined]
     return app
 

@@ -12,7 +12,7 @@ from emochat.errors import EmochatError
 from emochat.transcripts import read_transcript, transcripts_dir
 from emochat.tui.app import PAGE, PRESET_KEYS, AppOptions, EmochatApp
 from emochat.tui.help_screen import HelpScreen
-from emochat.tui.widgets import AssistantMessage, PromptInput, UserMessage
+from emochat.tui.widgets import AssistantMessage, AxisBar, PromptInput, UserMessage
 from tests.fakes import FakeBackend
 from tests.tui.helpers import (
     SIZE,
@@ -46,6 +46,23 @@ async def test_a_message_is_read_answered_streamed_and_recorded() -> None:
         recorded = events(app)
         assert [event["type"] for event in recorded] == ["user", "assistant"]
         assert recorded[0]["reading"]["vector"][0] == pytest.approx(-0.8)
+
+
+async def test_the_sidebar_shows_the_last_reply_read_back_beside_the_mood_asked() -> None:
+    app = make_app(FakeBackend(answer="I am so happy for you."), read_back=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        line = app.query_one("#read-back")
+        assert not line.display  # nothing read back yet
+        await send(app, pilot, "I am so sad today")
+        bars = sorted(app.query(AxisBar), key=lambda bar: bar.index)
+        assert bars[0].reading == pytest.approx(-0.8)  # your message
+        assert bars[0].expressed == pytest.approx(0.8)  # the reply, read back
+        assert all(bar.expressed == 0 for bar in bars[1:])
+        asked = events(app)[-1]["emotion"][0]
+        assert line.display
+        assert str(line.render()) == f"○ last reply: {abs(asked - 0.8):.2f} from asked"
+        assert "○" in str(bars[0].render())
 
 
 async def test_escape_stops_the_reply_and_puts_the_prompt_back() -> None:
