@@ -296,7 +296,7 @@ class Runtime:
             warn=self._warn,
             system_prompt=system_prompt,
             on_state_change=save_last_state,
-            read_back=self._read_back_detector(),
+            read_back=self._read_back_detector(background=True),
         )
 
     def say_session(self, transcript: Path | None, save: bool) -> ChatSession:
@@ -318,11 +318,14 @@ class Runtime:
             self._warn,
             system_prompt=self.system_prompt,
             remember=False,
-            read_back=self._read_back_detector(),
+            # loaded before the reply streams: a load silences Python's stdout and stderr for
+            # its moment (llama_process), which would swallow what say prints meanwhile
+            read_back=self._read_back_detector(background=False),
         )
 
-    def _read_back_detector(self) -> Detector | None:
-        """The detector that reads replies back (loading beside the model), if it is on."""
+    def _read_back_detector(self, background: bool) -> Detector | None:
+        """The detector that reads replies back, if it is on (``background``: loading beside
+        the model, for the app)."""
         if not self.config.read_back or self.config.detector is None:
             return None
-        return self.detector(background=True)
+        return self.detector(background=background)
