@@ -391,16 +391,17 @@ class ChatSession:
         }
         if continues:
             event["continues"] = True
-        broken = getattr(stats, "broken", None)
-        if broken:
-            event["broken"] = broken
+        if stats.broken:
+            event["broken"] = stats.broken
         read = (whole if whole is not None else text).strip()
         if self._read_back is not None and read:
             event["expressed"] = self._read_back.read(read).to_dict()
         with self._lock:
             self._write(event)
         self._last_expressed = self._expressed_of_last_reply()
-        return TurnResult(self.exchanges()[-1], stats.tokens_per_second, stats.new_tokens, broken)
+        return TurnResult(
+            self.exchanges()[-1], stats.tokens_per_second, stats.new_tokens, stats.broken
+        )
 
     # ----------------------------------------------------------------- mood
     def set_emotion(self, vector: EmotionVector, source: str) -> None:

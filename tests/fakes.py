@@ -29,6 +29,7 @@ class FakeStats:
     tokens_per_second: float = 0.0
     cancelled: bool = False
     truncated: bool = False
+    broken: str | None = None
 
 
 @dataclass

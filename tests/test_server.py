@@ -260,3 +260,12 @@ def test_a_server_that_goes_away_mid_reply_keeps_the_reply_as_stopped(tmp_path) 
     events = [json.loads(line) for line in (tmp_path / "chat.jsonl").read_text().splitlines()]
     assert events[-1]["type"] == "assistant" and events[-1]["cancelled"]
     assert events[-1]["broken"] == "the server closed the stream mid-reply"
+
+
+def test_steering_a_plain_server_is_refused_before_anything_connects(capsys) -> None:
+    url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens: refused before connecting
+    argv = ["say", "--base-url", url, "--model", "m", "--modulation", "steer", "Hi"]
+    assert _one_line(argv, capsys) == (
+        "emochat: a plain OpenAI-compatible server cannot be steered from here: use the "
+        "persona prompt (--modulation prompt), or --steering easysteer on an EasySteer server"
+    )

@@ -47,14 +47,23 @@ def _lazy(target: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+def _positive(kind: type[int] | type[float], noun: str, least: str) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` read from the text, refused below the bound ``least`` says."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be {least}")
+        return value
+
+    return convert
+
+
+_positive_int = _positive(int, "a whole number", "at least 1")
+_positive_float = _positive(float, "a number", "above 0")
 
 
 def _token_limit(text: str) -> int | str:
@@ -313,16 +322,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_lazy("emochat.cli.vectors:run_export"))
     add_training_commands(commands)
     return parser
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
-    return value
 
 
 def add_training_commands(commands: Any) -> None:

@@ -118,8 +118,8 @@ def chat_config(args: argparse.Namespace) -> RunConfig:
 
 
 def say_config(args: argparse.Namespace) -> RunConfig:
-    """The mood is locked and no prompt is read; the replies are read back (the MiniLM
-    detector, loaded beside the model) unless --no-read-back."""
+    """The mood is locked and no prompt is read; the replies are read back (by the MiniLM
+    detector) unless --no-read-back."""
     return RunConfig(
         model=model_config(args),
         generation=generation_config(args),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from emochat.emotion import AXES, N_AXES
 from emochat.engine.directions import EmotionDirections, cached_directions_dir, find_directions
-from emochat.engine.framings import framed_questions, load_prompt_set
+from emochat.engine.framings import load_prompt_set
 from emochat.progress import Progress, no_progress
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def extract_directions(backend: Backend, progress: Progress = no_progress) -> Em
     import numpy as np
 
     prompt_set = load_prompt_set()
-    questions = framed_questions(backend.tokenizer, prompt_set)
+    questions = backend.framed_questions(prompt_set)
     info = backend.info
     band = default_band(info.n_layers)
     measured = band[1]

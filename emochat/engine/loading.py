@@ -22,7 +22,7 @@ from typing import Any
 from emochat import paths
 from emochat.engine.stores import hub, lmstudio, ollama
 from emochat.engine.stores.hub import hub_reachable
-from emochat.errors import EmochatError
+from emochat.errors import EmochatError, first_line
 from emochat.progress import Progress, no_progress
 from emochat.textfiles import read_text
 
@@ -179,7 +179,12 @@ def _gguf_repo(repo: str) -> bool:
             return False
         if any(hub.is_model_file(name) for name in files):
             return True
-    return hub.hub_reachable() and hub.gguf_files(repo, offline=False) is not None
+    if not hub.hub_reachable():
+        return False
+    try:
+        return any(hub.is_model_file(name) for name in hub.hub_files(repo))
+    except EmochatError:
+        return False  # not found or gated: transformers says which
 
 
 def _hub_gguf(repo: str, quant: str | None) -> ModelSource:
@@ -261,7 +266,7 @@ def _convert_gguf(gguf: Path, target: Path, progress: Progress) -> None:
         except Exception as error:  # the gguf reader raises struct, value and mmap errors alike
             raise EmochatError(
                 f"cannot read {gguf}: not a GGUF model transformers can convert "
-                f"({_first_line(error)})"
+                f"({first_line(error)})"
             ) from error
         # bfloat16 keeps the de-quantized 4/5-bit weights exactly enough and halves the cache.
         model.to(torch.bfloat16)
@@ -278,11 +283,6 @@ def _convert_gguf(gguf: Path, target: Path, progress: Progress) -> None:
         raise EmochatError(f"cannot write the converted model to {target}: {error}") from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _first_line(error: BaseException) -> str:
-    message = str(error).strip()
-    return message.splitlines()[0] if message else type(error).__name__
 
 
 def _pick_device(requested: str) -> str:
@@ -457,7 +457,7 @@ def load_model(
         tokenizer, model = _from_pretrained(location, kwargs)
     except Exception as error:
         if source.kind != "gguf":
-            raise EmochatError(f"cannot load model {name!r}: {_first_line(error)}") from error
+            raise EmochatError(f"cannot load model {name!r}: {first_line(error)}") from error
         # A damaged conversion in the cache (a full disk, a crash): make it again, once.
         progress(f"The cached conversion of {source.display_name} is damaged; converting again…")
         shutil.rmtree(location, ignore_errors=True)
@@ -465,7 +465,7 @@ def load_model(
         try:
             tokenizer, model = _from_pretrained(location, kwargs)
         except Exception as again:
-            raise EmochatError(f"cannot load model {name!r}: {_first_line(again)}") from again
+            raise EmochatError(f"cannot load model {name!r}: {first_line(again)}") from again
     if quantization is None:
         model.to(device)
     if source.adapter:

@@ -39,7 +39,6 @@ class StreamEnd:
     """How a streamed completion ended."""
 
     finish_reason: str | None = None  # "stop", "length", … as the server says
-    completion_tokens: int | None = None  # from the usage chunk, where the server sends one
     broken: str | None = None  # why the stream ended early, after some of the reply came
 
 
@@ -54,8 +53,6 @@ class ServerAPI:
         self._parts = parts
         self._api_key = api_key
         self._timeout = timeout
-        self._connection: http.client.HTTPConnection | None = None
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------ plumbing
     def _connect(self) -> http.client.HTTPConnection:
@@ -212,12 +209,9 @@ class ServerAPI:
                 raise EmochatError(
                     f"the server at {self.base_url} failed: {_server_message(payload)}"
                 )
-            usage = chunk.get("usage")
-            if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-                end.completion_tokens = usage["completion_tokens"]
             choices = chunk["choices"]
             if not choices:
-                return ""  # the usage chunk
+                return ""  # a usage chunk, from a server that sends one unasked
             choice = choices[0]
             if choice.get("finish_reason"):
                 end.finish_reason = str(choice["finish_reason"])

@@ -99,6 +99,10 @@ class Runtime:
         )
         if requested == "auto":
             requested = "steer" if model.steering != "none" else "prompt"
+        if requested in ("steer", "both") and model.steering == "none":
+            from emochat.engine.backends.openai_backend import NOT_STEERABLE
+
+            raise EmochatError(NOT_STEERABLE)
         return source, requested
 
     @property

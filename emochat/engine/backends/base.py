@@ -1,6 +1,7 @@
-"""What every backend shares: the modulator around each reply, one reply at a time, the
-prompt built to fit the context, and the key/value cache of the common prefix kept between
-replies. A backend adds how it runs the model (``_run``)."""
+"""What every backend shares: the modulator around each reply, one reply at a time
+(:class:`Backend`); and what every in-process backend shares besides (:class:`TokenBackend`):
+the prompt built to fit the context, and the key/value cache of the common prefix kept between
+replies, with how it runs the model (``_run``) left to it."""
 
 from __future__ import annotations
 
@@ -45,20 +46,14 @@ class Generation:
 
 
 class Backend(ABC):
-    """A loaded model that streams steered replies. Subclasses set ``info`` and ``tokenizer``
-    (anything with the Hugging Face tokenizer calls that ``build_prompt_ids`` and
-    :class:`IncrementalDecoder` make)."""
+    """A model that streams steered replies, one at a time. Subclasses set ``info`` and say
+    how a reply starts (:meth:`_start_reply`)."""
 
     info: ModelInfo
-    tokenizer: Any
-    # Whether keys and values kept in the cache are bit-identical to recomputed ones, so an
-    # unsteered prefix (a shared system prompt) may be kept across conversations.
-    exact_prefix = False
 
     def __init__(self) -> None:
         self.modulator: Modulator = NoModulation()
         self._busy = threading.Lock()
-        self._prefix = PrefixCache()
 
     # ------------------------------------------------------------- modulation
     @abstractmethod
@@ -73,6 +68,10 @@ class Backend(ABC):
         """A steering modulator that needs no directions here (a server that steers with its
         own copies), or ``None``."""
         return None
+
+    @abstractmethod
+    def framed_questions(self, prompt_set: dict[str, Any]) -> list[FramedQuestion]:
+        """The contrast set as this model reads it (for :meth:`read_framings`)."""
 
     @abstractmethod
     def read_framings(self, question: FramedQuestion, blocks: int) -> Any:
@@ -95,7 +94,10 @@ class Backend(ABC):
             self.modulator.detach()
             modulator.attach(self._modulation_target())
             self.modulator = modulator
-            self._prefix = PrefixCache()
+            self._forget()
+
+    def _forget(self) -> None:  # noqa: B027 - a hook: most backends keep nothing
+        """Drop what was kept between replies under the old modulator (nothing, by default)."""
 
     @contextmanager
     def unmodulated(self) -> Iterator[None]:
@@ -120,18 +122,6 @@ class Backend(ABC):
         return [{"role": "system", "content": persona}, *messages]
 
     # -------------------------------------------------------------- replying
-    def _prepare(
-        self, messages: list[ChatMessage], emotion: EmotionVector, new_tokens: int
-    ) -> tuple[list[int], int]:
-        """Under the busy lock: the prompt ids, the modulator set, and how much of the cache
-        they may keep."""
-        budget = max(1, self.info.context_length - new_tokens)
-        prompt_ids = build_prompt_ids(
-            self.tokenizer, self.prepare_messages(messages, emotion), budget
-        )
-        self.modulator.set_emotion(emotion)
-        return prompt_ids, self._prefix.reusable(prompt_ids, self.exact_prefix)
-
     def _acquire(self) -> None:
         if not self._busy.acquire(blocking=False):
             raise EmochatError("a reply is already being generated")
@@ -145,10 +135,58 @@ class Backend(ABC):
         settings = settings or SamplingSettings()
         self._acquire()
         try:
-            prompt_ids, keep = self._prepare(messages, emotion, settings.max_new_tokens)
+            return self._start_reply(messages, emotion, settings)
         except BaseException:
             self._busy.release()
             raise
+
+    @abstractmethod
+    def _start_reply(
+        self, messages: list[ChatMessage], emotion: EmotionVector, settings: SamplingSettings
+    ) -> Reply:
+        """Under the busy lock: set the modulator and start the reply streaming
+        (:func:`stream_reply`, which releases the lock when the reply ends)."""
+
+
+class TokenBackend(Backend):
+    """A model run in this process, token by token: the prompt built with its tokenizer
+    (``tokenizer``: anything with the Hugging Face tokenizer calls that ``build_prompt_ids``
+    and :class:`IncrementalDecoder` make), and the key/value cache of the common prefix kept
+    between replies. A subclass adds how it runs the model (``_run``)."""
+
+    tokenizer: Any
+    # Whether keys and values kept in the cache are bit-identical to recomputed ones, so an
+    # unsteered prefix (a shared system prompt) may be kept across conversations.
+    exact_prefix = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._prefix = PrefixCache()
+
+    def _forget(self) -> None:
+        self._prefix = PrefixCache()  # read under the old modulator
+
+    def framed_questions(self, prompt_set: dict[str, Any]) -> list[FramedQuestion]:
+        from emochat.engine.framings import framed_questions
+
+        return framed_questions(self.tokenizer, prompt_set)
+
+    def _prepare(
+        self, messages: list[ChatMessage], emotion: EmotionVector, new_tokens: int
+    ) -> tuple[list[int], int]:
+        """Under the busy lock: the prompt ids, the modulator set, and how much of the cache
+        they may keep."""
+        budget = max(1, self.info.context_length - new_tokens)
+        prompt_ids = build_prompt_ids(
+            self.tokenizer, self.prepare_messages(messages, emotion), budget
+        )
+        self.modulator.set_emotion(emotion)
+        return prompt_ids, self._prefix.reusable(prompt_ids, self.exact_prefix)
+
+    def _start_reply(
+        self, messages: list[ChatMessage], emotion: EmotionVector, settings: SamplingSettings
+    ) -> Reply:
+        prompt_ids, keep = self._prepare(messages, emotion, settings.max_new_tokens)
 
         def loop(emit: Emit, cancel: threading.Event, stats: ReplyStats) -> None:
             before, self._prefix = self._prefix, PrefixCache()  # unknown until the run says

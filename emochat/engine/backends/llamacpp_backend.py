@@ -8,7 +8,7 @@ import ctypes
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emochat.engine.backends.base import Backend, Generation
+from emochat.engine.backends.base import Generation, TokenBackend
 from emochat.engine.directions import EmotionDirections
 from emochat.engine.generation import common_prefix_length
 from emochat.engine.llama_process import open_llama, route_llama_logs
@@ -106,7 +106,7 @@ def gpu_offload_available() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
-class LlamaCppBackend(Backend):
+class LlamaCppBackend(TokenBackend):
     kind = "llama.cpp"
     # Measured: a prompt's last-token logits were bit-identical whether its shared prefix was
     # kept from another prompt or computed afresh (20 of 20 pairs; tests/test_backends.py).

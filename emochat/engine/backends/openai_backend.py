@@ -9,9 +9,15 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from emochat.emotion import EmotionVector
-from emochat.engine.backends.base import Backend, Generation
+from emochat.engine.backends.base import Backend
 from emochat.engine.directions import EmotionDirections
-from emochat.engine.generation import ReplyStats, SamplingSettings, TextPieces, stream_reply
+from emochat.engine.generation import (
+    Reply,
+    ReplyStats,
+    SamplingSettings,
+    TextPieces,
+    stream_reply,
+)
 from emochat.engine.loading import ModelInfo
 from emochat.engine.modulation.base import Modulator
 from emochat.engine.prompt import ChatMessage
@@ -26,7 +32,15 @@ if TYPE_CHECKING:
 CONTEXT_KEYS = ("max_model_len", "context_length", "max_context_length", "n_ctx")
 # Sampling settings the chat-completions API has no field for
 NOT_SENT = ("top_k", "repetition_penalty")
-CHARS_PER_TOKEN = 3  # a cautious estimate: the server's tokenizer is not here to count with
+CHARS_PER_TOKEN = 3
+NOT_STEERABLE = (
+    "a plain OpenAI-compatible server cannot be steered from here: use the persona prompt "
+    "(--modulation prompt), or --steering easysteer on an EasySteer server"
+)
+NOT_READABLE = (
+    "a server's model cannot be read from here: build the vectors from a local copy of the "
+    "model (emochat vectors build --model FILE), then export them"
+)  # a cautious estimate: the server's tokenizer is not here to count with
 
 
 def _context_of(entry: dict[str, Any]) -> int | None:
@@ -51,7 +65,6 @@ class OpenAIBackend(Backend):
         super().__init__()
         self.api = api
         self._steering_vectors = steering_vectors
-        self.tokenizer = None
         self.request_fields: dict[str, Any] = {}  # what a steering modulator adds to a request
         self.info = ModelInfo(
             name=model,
@@ -109,16 +122,13 @@ class OpenAIBackend(Backend):
         return EasySteerModulator(self._steering_vectors, intensity)
 
     def steering(self, directions: EmotionDirections, intensity: float) -> Modulator:
-        raise EmochatError(
-            "a plain OpenAI-compatible server cannot be steered from here: use the persona "
-            "prompt (--modulation prompt), or --steering easysteer on an EasySteer server"
-        )
+        raise EmochatError(NOT_STEERABLE)
+
+    def framed_questions(self, prompt_set: dict[str, Any]) -> list[FramedQuestion]:
+        raise EmochatError(NOT_READABLE)
 
     def read_framings(self, question: FramedQuestion, blocks: int) -> Any:
-        raise EmochatError(
-            "a server's hidden states cannot be read from here: build the vectors from a local "
-            "copy of the model (emochat vectors build --model FILE), then export them"
-        )
+        raise EmochatError(NOT_READABLE)
 
     def _fit(self, messages: list[ChatMessage], new_tokens: int) -> list[ChatMessage]:
         """The history cut from its oldest turns (the system prompt and the last message
@@ -130,31 +140,21 @@ class OpenAIBackend(Backend):
             rest = rest[1:]
         return system + rest
 
-    def reply(
-        self,
-        messages: list[ChatMessage],
-        emotion: EmotionVector,
-        settings: SamplingSettings | None = None,
-    ) -> Any:
-        settings = settings or SamplingSettings()
-        self._acquire()
-        try:
-            prepared = self._fit(self.prepare_messages(messages, emotion), settings.max_new_tokens)
-            self.modulator.set_emotion(emotion)
-            body: dict[str, Any] = {
-                "model": self.info.name,
-                "messages": prepared,
-                "temperature": settings.temperature,
-                "top_p": settings.top_p,
-                "max_tokens": settings.max_new_tokens,
-                "stream_options": {"include_usage": True},
-                **self.request_fields,
-            }
-            if settings.seed is not None:
-                body["seed"] = settings.seed
-        except BaseException:
-            self._busy.release()
-            raise
+    def _start_reply(
+        self, messages: list[ChatMessage], emotion: EmotionVector, settings: SamplingSettings
+    ) -> Reply:
+        prepared = self._fit(self.prepare_messages(messages, emotion), settings.max_new_tokens)
+        self.modulator.set_emotion(emotion)
+        body: dict[str, Any] = {
+            "model": self.info.name,
+            "messages": prepared,
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "max_tokens": settings.max_new_tokens,
+            **self.request_fields,
+        }
+        if settings.seed is not None:
+            body["seed"] = settings.seed
 
         def loop(emit: Any, cancel: threading.Event, stats: ReplyStats) -> None:
             end = self.api.stream_chat(body, emit, cancel)
@@ -164,6 +164,3 @@ class OpenAIBackend(Backend):
                 cancel.set()  # kept as a stopped reply
 
         return stream_reply(loop, TextPieces(), 0, self._busy.release)
-
-    def _run(self, job: Generation) -> tuple[int, list[int]]:
-        raise AssertionError("the server backend streams text: reply() does not call _run")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emochat.engine.backends.base import Backend, Generation
+from emochat.engine.backends.base import Generation, TokenBackend
 from emochat.engine.directions import EmotionDirections
 from emochat.engine.generation import Emit
 from emochat.engine.layers import cache_argument
@@ -41,7 +41,7 @@ class _TokenStreamer:
         pass
 
 
-class TransformersBackend(Backend):
+class TransformersBackend(TokenBackend):
     kind = "transformers"
 
     def __init__(self, loaded: LoadedModel) -> None:

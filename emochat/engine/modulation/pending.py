@@ -54,10 +54,6 @@ class PendingSteering(Modulator):
         with contextlib.suppress(Exception):
             self._progress(message)
 
-    @property
-    def ready(self) -> bool:
-        return self._done.is_set()
-
     def wait(self, timeout: float | None = None) -> bool:
         """Until the build has ended (for callers that would rather wait); whether it has."""
         return self._done.wait(timeout)

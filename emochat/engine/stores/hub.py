@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from emochat.errors import EmochatError
+from emochat.errors import EmochatError, first_line
 
 DEFAULT_QUANT = "Q4_K_M"
 HUB_PREFIXES = ("hf.co/", "huggingface.co/")  # how Ollama writes hub GGUFs
@@ -122,49 +122,34 @@ def snapshot_files(snapshot: Path) -> list[str]:
     )
 
 
-def gguf_files(repo: str, offline: bool) -> list[str] | None:
-    """The repo's GGUF files (the hub's list, or the cache's when ``offline``); None when it has
-    none or cannot be listed (a transformers repo, an unknown one)."""
-    if offline:
-        snapshot = cached_snapshot(repo)
-        files = snapshot_files(snapshot) if snapshot is not None else []
-    else:
-        from huggingface_hub import list_repo_files
+def hub_files(repo: str) -> list[str]:
+    """Every file of ``repo`` as the hub lists it."""
+    from huggingface_hub import list_repo_files
 
-        try:
-            files = list_repo_files(repo)
-        except Exception:  # not found, gated, or the network went: transformers says which
-            return None
-    ggufs = [name for name in files if is_model_file(name)]
-    return ggufs or None
+    try:
+        return list_repo_files(repo)
+    except Exception as error:  # not found, gated, or the network went
+        raise EmochatError(f"cannot list the files of {repo}: {first_line(error)}") from None
 
 
 def fetch(repo: str, quant: str | None) -> tuple[Path, str]:
     """The local path of ``repo``'s GGUF for ``quant`` (downloaded the first time), and the
     file's name in the repo."""
-    offline = not hub_reachable()
-    if offline:
-        snapshot = cached_snapshot(repo)
-        files = snapshot_files(snapshot) if snapshot is not None else []
-        if not any(is_model_file(name) for name in files):
-            raise EmochatError(
-                f"{repo} is not downloaded yet and the model hub cannot be reached; connect "
-                "to the internet, or point --model at a local .gguf file"
-            )
-    else:
-        from huggingface_hub import list_repo_files
-
-        try:
-            files = list_repo_files(repo)
-        except Exception as error:
-            raise EmochatError(f"cannot list the files of {repo}: {_first_line(error)}") from None
+    if hub_reachable():
+        files = hub_files(repo)
+        chosen = pick_file(repo, files, quant)
+        return _download(repo, chosen, files), chosen
+    snapshot = cached_snapshot(repo)
+    files = snapshot_files(snapshot) if snapshot is not None else []
+    if snapshot is None or not any(is_model_file(name) for name in files):
+        raise EmochatError(
+            f"{repo} is not downloaded yet and the model hub cannot be reached; connect "
+            "to the internet, or point --model at a local .gguf file"
+        )
     chosen = pick_file(repo, files, quant)
-    if offline:
-        missing = [name for name in shards_of(chosen, files) if name not in files]
-        if missing or snapshot is None:
-            raise EmochatError(f"{repo}: {chosen} is only partly downloaded; connect to finish it")
-        return snapshot / chosen, chosen
-    return _download(repo, chosen, files), chosen
+    if any(name not in files for name in shards_of(chosen, files)):
+        raise EmochatError(f"{repo}: {chosen} is only partly downloaded; connect to finish it")
+    return snapshot / chosen, chosen
 
 
 def _download(repo: str, chosen: str, files: list[str]) -> Path:
@@ -176,13 +161,6 @@ def _download(repo: str, chosen: str, files: list[str]) -> Path:
     for name in shards_of(chosen, files):
         try:
             paths.append(Path(hf_hub_download(repo, name)))
-        except KeyboardInterrupt:
-            raise
         except Exception as error:
-            raise EmochatError(f"download of {repo}/{name} failed: {_first_line(error)}") from None
+            raise EmochatError(f"download of {repo}/{name} failed: {first_line(error)}") from None
     return paths[0]
-
-
-def _first_line(error: BaseException) -> str:
-    message = str(error).strip()
-    return message.splitlines()[0] if message else type(error).__name__
