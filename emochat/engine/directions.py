@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -47,13 +48,31 @@ class EmotionDirections:
     def hidden_size(self) -> int:
         return int(self.values.shape[2])
 
-    def offsets(self, emotion: EmotionVector, intensity: float = 1.0) -> Any:
-        """The vector added after each decoder block, float32 [n_layers, hidden] (zero outside
-        the band)."""
+    def fingerprint(self) -> str:
+        """A digest of what steers (values, band, scales): what the steering loop's gains were
+        learned against, so that directions built again start from fresh gains."""
         import numpy as np
 
+        digest = hashlib.sha256(np.ascontiguousarray(self.values, dtype=np.float32).tobytes())
+        digest.update(json.dumps([list(self.band), self.scales]).encode())
+        return digest.hexdigest()[:16]
+
+    def offsets(
+        self,
+        emotion: EmotionVector,
+        intensity: float = 1.0,
+        gains: Sequence[float] | None = None,
+    ) -> Any:
+        """The vector added after each decoder block, float32 [n_layers, hidden] (zero outside
+        the band); ``gains`` scales each axis (the steering loop's)."""
+        import numpy as np
+
+        gains = gains or (1.0,) * len(self.scales)
         weights = np.array(
-            [value * scale * intensity for value, scale in zip(emotion, self.scales, strict=True)],
+            [
+                value * scale * intensity * gain
+                for value, scale, gain in zip(emotion, self.scales, gains, strict=True)
+            ],
             dtype=np.float32,
         )
         offsets = np.einsum("k,klh->lh", weights, self.values)
@@ -127,6 +146,12 @@ def shipped_directions_dir(model_name: str) -> Path:
 def cached_directions_dir(info: ModelInfo) -> Path:
     """Keyed by the model's source, so both backends of one GGUF share one set."""
     return _cached_dir(info.name, info.source)
+
+
+def gains_path(info: ModelInfo) -> Path:
+    """Where the steering loop keeps this model's gains: beside its built directions (in the
+    cache, also for a model whose directions ship)."""
+    return cached_directions_dir(info) / "gains.json"
 
 
 def _cached_dir(name: str, source: str) -> Path:

@@ -9,6 +9,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any, Protocol
 
 from emochat.emotion import EmotionVector
+from emochat.engine.modulation.gains import PoleGains
 
 
 class Modulator(Protocol):
@@ -22,6 +23,10 @@ class Modulator(Protocol):
 
     def set_emotion(self, emotion: EmotionVector) -> None:
         """Called before each reply with the vector that reply should carry."""
+
+    def set_gains(self, gains: PoleGains) -> None:
+        """Each pole's strength multiplier (the steering loop's), from now on: before a reply,
+        or between two of its tokens. Only steering has a strength to scale."""
 
     def system_prompt(self, emotion: EmotionVector) -> str | None:
         """Text to add to the system prompt for this reply, if the modulator speaks in words."""
@@ -60,6 +65,10 @@ class CombinedModulator(Modulator):
     def set_emotion(self, emotion: EmotionVector) -> None:
         for part in self.parts:
             part.set_emotion(emotion)
+
+    def set_gains(self, gains: PoleGains) -> None:
+        for part in self.parts:
+            part.set_gains(gains)
 
     def system_prompt(self, emotion: EmotionVector) -> str | None:
         texts = [text for part in self.parts if (text := part.system_prompt(emotion))]

@@ -15,6 +15,7 @@ from typing import Any
 from emochat.emotion import EmotionVector
 from emochat.engine.directions import EmotionDirections
 from emochat.engine.modulation.base import Modulator
+from emochat.engine.modulation.gains import PoleGains
 from emochat.errors import EmochatError
 
 
@@ -31,6 +32,8 @@ class ControlVectorModulator(Modulator):
             raise EmochatError("llama.cpp cannot steer the first decoder block")
         self.directions = directions
         self.intensity = intensity
+        self._emotion = EmotionVector()
+        self._gains = PoleGains()
         self._llama: Any = None
         self._active: tuple[Any, int, int] | None = None  # what the context holds now
 
@@ -62,18 +65,24 @@ class ControlVectorModulator(Modulator):
     def set_emotion(self, emotion: EmotionVector) -> None:
         import numpy as np
 
+        self._emotion = emotion
         if self._llama is None:
             return
         if emotion.is_neutral() or self.intensity == 0:
             self._set(None)
             return
-        offsets = self.directions.offsets(emotion, self.intensity)
+        offsets = self.directions.offsets(emotion, self.intensity, self._gains.for_emotion(emotion))
         active = np.flatnonzero(np.abs(offsets).sum(axis=-1))
         if active.size == 0:
             self._set(None)
             return
         # Only the band's blocks get an addition at all: outside it llama.cpp adds nothing.
         self._set((np.ascontiguousarray(offsets[1:]), int(active[0]), int(active[-1])))
+
+    def set_gains(self, gains: PoleGains) -> None:
+        # between two tokens of a reply, too: the next token is evaluated with the new vector
+        self._gains = gains
+        self.set_emotion(self._emotion)
 
     def set_intensity(self, intensity: float) -> bool:
         self.intensity = intensity

@@ -13,6 +13,7 @@ from typing import Any
 
 from emochat.emotion import EmotionVector
 from emochat.engine.modulation.base import Modulator, NoModulation
+from emochat.engine.modulation.gains import PoleGains
 from emochat.errors import EmochatError
 from emochat.progress import Progress
 
@@ -29,6 +30,7 @@ class PendingSteering(Modulator):
         self._active: Modulator = NoModulation()
         self._built: Modulator | None = None
         self._intensity = intensity
+        self._gains = PoleGains()
         self._target: Any = None
         self._progress = progress
         self._done = threading.Event()
@@ -62,6 +64,7 @@ class PendingSteering(Modulator):
         if self._built is None or self._active is self._built or not self._done.is_set():
             return
         self._built.set_intensity(self._intensity)
+        self._built.set_gains(self._gains)
         if self._target is not None:
             self._built.attach(self._target)
         self._active = self._built
@@ -73,6 +76,10 @@ class PendingSteering(Modulator):
     def set_emotion(self, emotion: EmotionVector) -> None:
         self._switch()
         self._active.set_emotion(emotion)
+
+    def set_gains(self, gains: PoleGains) -> None:
+        self._gains = gains
+        self._active.set_gains(gains)
 
     def set_intensity(self, intensity: float) -> bool:
         self._intensity = intensity

@@ -14,6 +14,7 @@ from emochat.emotion import EmotionVector
 from emochat.engine.directions import EmotionDirections
 from emochat.engine.layers import block_hidden, find_decoder_layers
 from emochat.engine.modulation.base import Modulator
+from emochat.engine.modulation.gains import PoleGains
 from emochat.errors import EmochatError
 
 
@@ -26,6 +27,8 @@ class SteeringModulator(Modulator):
     def __init__(self, directions: EmotionDirections, intensity: float = 1.0) -> None:
         self.directions = directions
         self.intensity = intensity
+        self._emotion = EmotionVector()
+        self._gains = PoleGains()
         self._offsets: list[Any] = [None] * directions.n_layers
         self._handles: list[Any] = []
 
@@ -58,11 +61,17 @@ class SteeringModulator(Modulator):
     def set_emotion(self, emotion: EmotionVector) -> None:
         import torch
 
+        self._emotion = emotion
         if emotion.is_neutral() or self.intensity == 0:
             self._offsets = [None] * self.directions.n_layers
             return
-        offsets = self.directions.offsets(emotion, self.intensity)
+        offsets = self.directions.offsets(emotion, self.intensity, self._gains.for_emotion(emotion))
         self._offsets = [torch.from_numpy(row) if row.any() else None for row in offsets]
+
+    def set_gains(self, gains: PoleGains) -> None:
+        # the next position's hooks read the new offsets: a reply's rest changes mid-way
+        self._gains = gains
+        self.set_emotion(self._emotion)
 
     def set_intensity(self, intensity: float) -> bool:
         self.intensity = intensity
