@@ -167,6 +167,13 @@ class EmotionVector:
         return ", ".join(parts) if parts else "neutral"
 
 
+def expressed_gap(asked: EmotionVector, read: EmotionVector) -> float:
+    """How far a reply's read-back mood landed from the one it was asked for: the mean
+    distance over the axes it was asked to move (over all eight for a neutral ask)."""
+    moved = [index for index, value in enumerate(asked) if value != 0] or list(range(N_AXES))
+    return sum(abs(asked[index] - read[index]) for index in moved) / len(moved)
+
+
 def _clamp(value: float) -> float:
     if math.isnan(value):
         return 0.0

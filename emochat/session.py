@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from emochat.detect import Detector, Reading
 from emochat.emotion import EmotionVector
+from emochat.engine.modulation.loop import finished_sentences
 from emochat.engine.prompt import ChatMessage
 from emochat.errors import EmochatError
 from emochat.progress import Progress
@@ -32,6 +33,9 @@ from emochat.transcripts import (
     history_of,
     title_record,
 )
+
+if TYPE_CHECKING:
+    from emochat.engine.modulation.loop import ReplySteering, SteeringLoop
 
 OnPiece = Callable[[str], None]
 
@@ -61,7 +65,13 @@ class ChatBackend(Protocol):
     @property
     def info(self) -> Any: ...
 
-    def reply(self, messages: list[ChatMessage], emotion: EmotionVector, settings: Any) -> Any: ...
+    def reply(
+        self,
+        messages: list[ChatMessage],
+        emotion: EmotionVector,
+        settings: Any,
+        steering: ReplySteering | None = None,
+    ) -> Any: ...
 
 
 def conversation_header(
@@ -141,6 +151,7 @@ class ChatSession:
         on_state_change: Callable[[EmotionState], None] | None = None,
         remember: bool = True,
         read_back: Detector | None = None,
+        loop: SteeringLoop | None = None,
     ) -> None:
         self._backend = backend
         self._detector = detector
@@ -153,6 +164,8 @@ class ChatSession:
         self._remember = remember  # False: every prompt is answered on its own (``say``)
         # reads each finished reply: the mood it carries, beside the one that steered it
         self._read_back = read_back
+        # what the replies read back as sets how strongly the next ones are steered
+        self._loop = loop
         self._last_expressed = self._expressed_of_last_reply()
         self._last_reading: Reading | None = None
         self._lock = threading.RLock()  # the state and the transcript
@@ -278,30 +291,34 @@ class ChatSession:
             if on_read is not None:
                 on_read()
             try:
-                reply, _ = self._stream([*history, {"role": "user", "content": text}], on_piece)
+                messages = [*history, {"role": "user", "content": text}]
+                reply, _ = self._stream(messages, on_piece, on_read)
             except Exception as error:
                 with self._lock:
                     self._state = EmotionState.from_dict(before)
                     self._write({"type": "retract", "what": "turn", "reason": str(error)})
-                self._last_expressed = self._expressed_of_last_reply()
                 self._state_changed()
                 raise
             return self._record(reply, reply.text)
 
-    def regenerate(self, on_piece: OnPiece = _ignore) -> TurnResult:
+    def regenerate(
+        self, on_piece: OnPiece = _ignore, on_read: Callable[[], None] | None = None
+    ) -> TurnResult:
         """A new sample for the last prompt. The earlier reply stays in the transcript; a
         regeneration that is stopped or fails leaves it in place."""
         with self._hold_turn():
             earlier, last = self._split_last("regenerate")
             messages = [*earlier, {"role": "user", "content": last.prompt}]
-            reply, _ = self._stream(messages, on_piece)
+            reply, _ = self._stream(messages, on_piece, on_read)
             if reply.stats.cancelled and last.in_history:
                 return TurnResult(last, 0.0, 0)
             with self._lock:
                 self._write({"type": "retract", "what": "reply"})
             return self._record(reply, reply.text)
 
-    def continue_reply(self, on_piece: OnPiece = _ignore) -> TurnResult:
+    def continue_reply(
+        self, on_piece: OnPiece = _ignore, on_read: Callable[[], None] | None = None
+    ) -> TurnResult:
         """Carry on the last reply where the token limit cut it."""
         with self._hold_turn():
             earlier, last = self._split_last("continue")
@@ -312,7 +329,7 @@ class ChatSession:
                 {"role": "user", "content": last.prompt},
                 {"role": "assistant", "content": last.reply},
             ]
-            reply, raw = self._stream(messages, on_piece)
+            reply, raw = self._stream(messages, on_piece, on_read, written=last.reply)
             return self._record(reply, raw.rstrip(), continues=True, whole=last.reply + raw)
 
     def edit_last(self) -> str:
@@ -321,7 +338,6 @@ class ChatSession:
             _, last = self._split_last("edit")
             with self._lock:
                 self._write({"type": "retract", "what": "turn"})
-            self._last_expressed = self._expressed_of_last_reply()
             return last.prompt
 
     def stop(self) -> None:
@@ -345,21 +361,41 @@ class ChatSession:
         try:
             yield
         finally:
+            self._last_expressed = self._expressed_of_last_reply()  # a live reading ends here
             self._turn.release()
 
-    def _stream(self, messages: list[ChatMessage], on_piece: OnPiece) -> tuple[ReplyStream, str]:
+    def _stream(
+        self,
+        messages: list[ChatMessage],
+        on_piece: OnPiece,
+        on_read: Callable[[], None] | None = None,
+        written: str = "",
+    ) -> tuple[ReplyStream, str]:
         """Run the reply, passing each piece on; returns it and its text as written (pieces
         joined without trimming, so a continuation keeps its leading space). Ctrl+C stops the
-        model and records the stopped reply before it goes on up."""
+        model and records the stopped reply before it goes on up. With ``on_read``, the reply
+        (after what was ``written`` before) is read back each time a sentence of it is
+        finished, here, beside the model writing the next one: ``last_expressed`` follows it,
+        and ``on_read`` is told."""
         if self._system_prompt:
             messages = [{"role": "system", "content": self._system_prompt}, *messages]
-        reply = self._backend.reply(messages, self._state.vector, self._settings)
+        emotion = self._state.vector
+        steering = self._loop.for_reply(emotion) if self._loop is not None else None
+        reply = self._backend.reply(messages, emotion, self._settings, steering)
         self._reply = reply
         pieces: list[str] = []
+        read_sentences = 0
         try:
             for piece in reply:
                 pieces.append(piece)
                 on_piece(piece)
+                if on_read is None or self._read_back is None:
+                    continue
+                so_far = written + "".join(pieces)
+                if (count := finished_sentences(so_far)) > read_sentences:
+                    read_sentences = count
+                    self._last_expressed = (emotion, self._read_back.read(so_far.strip()))
+                    on_read()
         except KeyboardInterrupt:
             reply.cancel()
             reply.finish()
@@ -394,11 +430,17 @@ class ChatSession:
         if stats.broken:
             event["broken"] = stats.broken
         read = (whole if whole is not None else text).strip()
+        expressed = None
         if self._read_back is not None and read:
-            event["expressed"] = self._read_back.read(read).to_dict()
+            expressed = self._read_back.read(read)
+            event["expressed"] = expressed.to_dict()
         with self._lock:
             self._write(event)
-        self._last_expressed = self._expressed_of_last_reply()
+        if self._loop is not None and expressed is not None and not stats.cancelled:
+            try:
+                self._loop.learn(self._state.vector, expressed.vector)
+            except EmochatError as error:  # the gains are a cache: the chat goes on without
+                self._warn(str(error))
         return TurnResult(
             self.exchanges()[-1], stats.tokens_per_second, stats.new_tokens, stats.broken
         )

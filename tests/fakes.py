@@ -78,10 +78,12 @@ class FakeBackend:
         self.answer = answer
         self.delay = delay
         self.limit = limit
+        self.steerings: list = []  # each reply's part of the steering loop
         self.calls: list[tuple[list[dict], EmotionVector]] = []
 
-    def reply(self, messages, emotion, settings) -> FakeReply:
+    def reply(self, messages, emotion, settings, steering=None) -> FakeReply:
         self.calls.append((list(messages), emotion))
+        self.steerings.append(steering)
         words = self.answer.split(" ")
         if messages and messages[-1]["role"] == "assistant":
             words = words[len(messages[-1]["content"].split(" ")) :]

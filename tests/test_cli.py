@@ -131,6 +131,26 @@ def test_say_with_the_real_default_model_is_coherent_and_repeatable(model_cache,
 
 
 @pytest.mark.slow
+def test_a_seeded_say_in_a_mood_is_repeatable_with_the_steering_loop_on(model_cache) -> None:
+    """The loop re-steers within the reply and reads the kept gains, but a seeded say never
+    moves them: run twice, the same reply and the same reading, and the kept gains as before."""
+
+    def kept_gains() -> dict:
+        return {str(p): p.read_text() for p in model_cache.glob("vectors/*/gains.json")}
+
+    before = kept_gains()
+    argv = ["say", "Tell me about your day.", "--json", "--no-save", "--seed", "3",
+            "--emotion", "sadness=1,boredom=0.6", "--steering-loop", "both"]  # fmt: skip
+    runs = [run_cli(*argv) for _ in range(2)]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr
+    first, second = (json.loads(run.stdout) for run in runs)
+    assert first["reply"] == second["reply"] and first["expressed"] == second["expressed"]
+    assert kept_gains() == before
+    plain = json.loads(run_cli(*argv[:-2], "--steering-loop", "off").stdout)
+    assert plain["reply"] != first["reply"]  # the loop did act on this reply
+
+
+@pytest.mark.slow
 def test_say_reads_a_reply_back_unless_told_not_to(model_cache, tmp_path) -> None:
     """A joyful reply reads joyful; --no-read-back loads no detector and reads nothing."""
     transcript = tmp_path / "joy.jsonl"

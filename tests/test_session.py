@@ -31,11 +31,11 @@ class FailsOnce(FakeBackend):
         super().__init__()
         self.failures = 1
 
-    def reply(self, messages, emotion, settings):
+    def reply(self, messages, emotion, settings, steering=None):
         if self.failures:
             self.failures -= 1
             raise EmochatError("out of memory while generating")
-        return super().reply(messages, emotion, settings)
+        return super().reply(messages, emotion, settings, steering)
 
 
 def test_a_failed_reply_rolls_the_whole_turn_back() -> None:
@@ -143,6 +143,23 @@ def test_each_reply_is_read_back_and_kept_beside_the_mood_that_steered_it() -> N
     cut.continue_reply()
     assert cut.exchanges()[-1].reply == "Well I am happy now"
     assert cut.exchanges()[-1].expressed["vector"][0] == 0.8
+
+
+def test_a_reply_is_read_back_as_each_sentence_is_finished_while_it_streams() -> None:
+    session = new_session(
+        FakeBackend("Nothing much here. I am so happy now. And the sad part is"),
+        read_back=FakeDetector(),
+    )
+    seen = []
+    session.ask("Hello there", on_read=lambda: seen.append(session.last_expressed))
+    assert seen[0] is None  # the message read, before the reply
+    live = [reading.vector[0] for _, reading in seen[1:]]
+    assert live == [0, 0.8]  # after "here. " and after "now. ", not before
+    # the whole reply, recorded, is what the session shows once the turn is over
+    assert session.last_expressed[1].vector[0] == -0.8  # "sad" in the unfinished tail
+    assert session.exchanges()[-1].expressed["vector"][0] == -0.8
+    session.regenerate(on_read=lambda: seen.append(session.last_expressed))
+    assert len(seen) == 5  # the regenerated reply read live too
 
 
 def test_without_read_back_nothing_is_read_or_kept() -> None:

@@ -15,6 +15,7 @@ from emochat.engine.backends import BACKEND_CHOICES
 from emochat.engine.generation import SamplingSettings
 from emochat.engine.loading import DTYPE_CHOICES, MODEL_HELP, QUANT_CHOICES
 from emochat.engine.modulation import MODULATION_CHOICES
+from emochat.engine.modulation.loop import LOOP_CHOICES
 from emochat.engine.modulation.projection import PROJECTION_LAYOUTS
 from emochat.errors import EmochatError
 from emochat.runtime.config import DEVICE_CHOICES_TEXT, SERVER_STEERING_CHOICES
@@ -166,6 +167,14 @@ def generation_options() -> argparse.ArgumentParser:
         default=1.0,
         help="steering strength, relative to the model's residual stream, 0-3 "
         "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--steering-loop",
+        choices=LOOP_CHOICES,
+        default="both",
+        help="read each reply back and steer harder where the mood fell short: within a reply "
+        "(after its first sentence), across replies (per-pole gains kept per model), both, or "
+        "off (default: %(default)s)",
     )
     group.add_argument(
         "--no-build-vectors",

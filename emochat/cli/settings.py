@@ -98,6 +98,7 @@ def generation_config(args: argparse.Namespace) -> GenerationConfig:
         modulation=args.modulation,
         intensity=args.intensity,
         build_directions=args.build_vectors,
+        steering_loop=args.steering_loop,
         system_prompt=args.system,
         temperature=args.temperature,
         top_p=args.top_p,

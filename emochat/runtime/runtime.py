@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from emochat.engine.backends.transformers_backend import TransformersBackend
     from emochat.engine.generation import SamplingSettings
     from emochat.engine.loading import LoadedModel
+    from emochat.engine.modulation.loop import SteeringLoop
     from emochat.engine.server_api import ServerAPI
     from emochat.transcripts import Conversation
 
@@ -291,6 +292,7 @@ class Runtime:
             system_prompt = saved_system if isinstance(saved_system, str) else None
         set_intensity(backend.modulator, saved_intensity(header, generation.intensity))
         transcript = start_transcript(header, self._warn, resume=conversation)
+        read_back = self._read_back_detector(background=True)
         return ChatSession(
             backend,
             self.detector(background=True),
@@ -300,7 +302,8 @@ class Runtime:
             warn=self._warn,
             system_prompt=system_prompt,
             on_state_change=save_last_state,
-            read_back=self._read_back_detector(background=True),
+            read_back=read_back,
+            loop=self._steering_loop(read_back, learn=True),
         )
 
     def say_session(self, transcript: Path | None, save: bool) -> ChatSession:
@@ -313,6 +316,9 @@ class Runtime:
         state = EmotionState(vector=emotion, policy="locked")
         header = self._header(state, settings, "say")
         writer = start_transcript(header, self._warn, path=transcript, save=save, deferred=False)
+        # loaded before the reply streams: a load silences Python's stdout and stderr for
+        # its moment (llama_process), which would swallow what say prints meanwhile
+        read_back = self._read_back_detector(background=False)
         return ChatSession(
             backend,
             None,
@@ -322,10 +328,34 @@ class Runtime:
             self._warn,
             system_prompt=self.system_prompt,
             remember=False,
-            # loaded before the reply streams: a load silences Python's stdout and stderr for
-            # its moment (llama_process), which would swallow what say prints meanwhile
-            read_back=self._read_back_detector(background=False),
+            read_back=read_back,
+            # a seeded say stays repeatable: it uses the kept gains and leaves them as they are
+            loop=self._steering_loop(read_back, learn=generation.seed is None),
         )
+
+    def _steering_loop(self, detector: Detector | None, learn: bool) -> SteeringLoop | None:
+        """The steering loop, where it is on and can act: it reads with the read-back detector
+        and scales steering done here (not a server's). Its gains are kept with the model's
+        directions; while they are still being built, only the within-reply part runs."""
+        mode = self.config.generation.steering_loop
+        backend = self.backend()
+        if mode == "off" or detector is None or backend.modulator.name not in ("steer", "both"):
+            return None
+        if self.config.model.on_server:
+            return None
+        from emochat.engine.directions import find_directions, gains_path
+        from emochat.engine.modulation.gains import GainsFile
+        from emochat.engine.modulation.loop import SteeringLoop
+
+        kept = None
+        directions = find_directions(backend.info) if mode in ("across", "both") else None
+        if directions is not None:
+            kept = GainsFile(gains_path(backend.info), directions.fingerprint())
+
+        def read(text: str) -> EmotionVector:
+            return detector.read(text).vector
+
+        return SteeringLoop(read, mode in ("within", "both"), kept, learn)
 
     def _read_back_detector(self, background: bool) -> Detector | None:
         """The detector that reads replies back, if it is on (``background``: loading beside

@@ -312,7 +312,8 @@ class EmochatApp(App[None]):
         self._start(lambda on_piece: session.ask(text, on_piece, self._read), view, text)
 
     def _read(self) -> None:
-        """The detector has read the message: show where the mood went, before the reply."""
+        """The detector has read the message (show where the mood went, before the reply), or
+        another finished sentence of the reply (show the mood it expresses so far)."""
         self.call_from_thread(self.refresh_sidebar)
 
     def _start(
@@ -402,14 +403,14 @@ class EmochatApp(App[None]):
         if session is None or view is None:
             return
         view.reply_view.update("")
-        self._start(session.regenerate, view, None)
+        self._start(lambda on_piece: session.regenerate(on_piece, self._read), view, None)
 
     async def action_continue_reply(self) -> None:
         session, view = self._idle_session(), self._last_view()
         if session is None or view is None:
             return
         await view.reply_view.update(inert(view.exchange.reply))
-        self._start(session.continue_reply, view, None)
+        self._start(lambda on_piece: session.continue_reply(on_piece, self._read), view, None)
 
     async def action_edit_last(self) -> None:
         session, view = self._idle_session(), self._last_view()

@@ -11,7 +11,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Markdown, Static, TextArea
 
-from emochat.emotion import AXES, EmotionVector
+from emochat.emotion import AXES, EmotionVector, expressed_gap
 from emochat.terminal import inert
 from emochat.transcripts import Exchange
 
@@ -135,13 +135,6 @@ class EmotionSidebar(Vertical, can_focus=True):
         line.display = expressed is not None
         if expressed is not None:
             line.update(f"○ last reply: {expressed_gap(*expressed):.2f} from asked")
-
-
-def expressed_gap(asked: EmotionVector, read: EmotionVector) -> float:
-    """How far a reply's read-back mood landed from the one it was asked for: the mean
-    distance over the axes it was asked to move (over all eight for a neutral ask)."""
-    moved = [index for index, value in enumerate(asked) if value != 0] or list(range(len(AXES)))
-    return sum(abs(asked[index] - read[index]) for index in moved) / len(moved)
 
 
 class UserMessage(Static):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,8 @@ from emochat.engine.generation import (
 )
 from emochat.engine.loading import ModelInfo
 from emochat.engine.modulation.base import Modulator, NoModulation
+from emochat.engine.modulation.gains import PoleGains
+from emochat.engine.modulation.loop import ReplySteering, first_sentence
 from emochat.engine.prompt import ChatMessage, build_prompt_ids
 from emochat.errors import EmochatError
 
@@ -131,18 +133,26 @@ class Backend(ABC):
         messages: list[ChatMessage],
         emotion: EmotionVector,
         settings: SamplingSettings | None = None,
+        steering: ReplySteering | None = None,
     ) -> Reply:
+        """Stream a reply to ``messages`` carrying ``emotion``; ``steering`` is the steering
+        loop's part in it (its gains, and its check after the first sentence)."""
         settings = settings or SamplingSettings()
         self._acquire()
         try:
-            return self._start_reply(messages, emotion, settings)
+            self.modulator.set_gains(steering.gains if steering else PoleGains())
+            return self._start_reply(messages, emotion, settings, steering)
         except BaseException:
             self._busy.release()
             raise
 
     @abstractmethod
     def _start_reply(
-        self, messages: list[ChatMessage], emotion: EmotionVector, settings: SamplingSettings
+        self,
+        messages: list[ChatMessage],
+        emotion: EmotionVector,
+        settings: SamplingSettings,
+        steering: ReplySteering | None,
     ) -> Reply:
         """Under the busy lock: set the modulator and start the reply streaming
         (:func:`stream_reply`, which releases the lock when the reply ends)."""
@@ -184,12 +194,19 @@ class TokenBackend(Backend):
         return prompt_ids, self._prefix.reusable(prompt_ids, self.exact_prefix)
 
     def _start_reply(
-        self, messages: list[ChatMessage], emotion: EmotionVector, settings: SamplingSettings
+        self,
+        messages: list[ChatMessage],
+        emotion: EmotionVector,
+        settings: SamplingSettings,
+        steering: ReplySteering | None,
     ) -> Reply:
         prompt_ids, keep = self._prepare(messages, emotion, settings.max_new_tokens)
+        check = steering.after_first_sentence if steering else None
 
         def loop(emit: Emit, cancel: threading.Event, stats: ReplyStats) -> None:
             before, self._prefix = self._prefix, PrefixCache()  # unknown until the run says
+            if check is not None:
+                emit = self._watch_first_sentence(emit, check)
             job = Generation(prompt_ids, keep, settings, emit, cancel)
             stats.cached_tokens, cached = self._run(job)
             self._prefix = before.after(cached, len(prompt_ids), stats.cached_tokens)
@@ -201,6 +218,32 @@ class TokenBackend(Backend):
             self._busy.release,
             limit=0 if settings.ignore_eos else settings.max_new_tokens,
         )
+
+    def _watch_first_sentence(self, emit: Emit, check: Callable[[str], PoleGains | None]) -> Emit:
+        """``emit``, which also hands the reply's first sentence to ``check`` once it is
+        written, and steers the rest with the gains it returns (in the generating thread,
+        between two tokens: the next one is computed with them)."""
+        decoder: IncrementalDecoder | None = IncrementalDecoder(self.tokenizer)
+        written: list[str] = []
+
+        def watched(token: int) -> None:
+            nonlocal decoder
+            emit(token)
+            if decoder is None:
+                return
+            written.append(decoder.push(token))
+            sentence = first_sentence("".join(written))
+            if sentence is None:
+                return
+            decoder = None  # once a reply
+            try:
+                gains = check(sentence)
+            except EmochatError:  # a reading that failed costs the boost, not the reply
+                return
+            if gains is not None:
+                self.modulator.set_gains(gains)
+
+        return watched
 
     @abstractmethod
     def _run(self, job: Generation) -> tuple[int, list[int]]:

@@ -20,6 +20,7 @@ from emochat.engine.generation import (
 )
 from emochat.engine.loading import ModelInfo
 from emochat.engine.modulation.base import Modulator
+from emochat.engine.modulation.loop import ReplySteering
 from emochat.engine.prompt import ChatMessage
 from emochat.engine.server_api import ServerAPI
 from emochat.errors import EmochatError
@@ -141,8 +142,13 @@ class OpenAIBackend(Backend):
         return system + rest
 
     def _start_reply(
-        self, messages: list[ChatMessage], emotion: EmotionVector, settings: SamplingSettings
+        self,
+        messages: list[ChatMessage],
+        emotion: EmotionVector,
+        settings: SamplingSettings,
+        steering: ReplySteering | None,
     ) -> Reply:
+        # A server's reply cannot be re-steered half-way: only its starting gains apply.
         prepared = self._fit(self.prepare_messages(messages, emotion), settings.max_new_tokens)
         self.modulator.set_emotion(emotion)
         body: dict[str, Any] = {
