@@ -262,6 +262,26 @@ def test_sampled_vectors_cover_none_single_poles_and_mixes() -> None:
     assert sum(shares) == 1
 
 
+def test_poles_that_rarely_pass_are_asked_for_more_often() -> None:
+    import random
+
+    from emochat.emotion import EmotionVector
+    from emochat.training.recipe import PoleBalance, sample_vector
+
+    balance = PoleBalance()
+    for _ in range(20):  # joy passes every time, sadness never
+        balance.record(EmotionVector.pole("joy"), True)
+        balance.record(EmotionVector.pole("sadness"), False)
+    rng = random.Random(1)
+    singles = [v for v in (sample_vector(rng, balance) for _ in range(4000)) if sum(map(abs, v))]
+    singles = [v for v in singles if sum(x != 0 for x in v) == 1]
+    sad = sum(v[0] < 0 for v in singles)
+    joy = sum(v[0] > 0 for v in singles)
+    assert sad > 10 * joy  # weights (20+2)/1 against (20+2)/21
+    untried = sum(v[1] != 0 for v in singles)  # FEAR↔COURAGE: never tried, weight 2 each
+    assert joy < untried < sad
+
+
 def test_a_reply_cut_mid_sentence_is_trimmed_or_dropped() -> None:
     from emochat.training.recipe import whole_sentences
 

@@ -1,9 +1,14 @@
 """The shipped data recipe, distillation: the model answers many varied prompts under sampled
 emotion vectors (single poles, mixes of two axes, different strengths, and none) through
-activation steering; two judges keep the replies that are in the asked mood (the detector reads
-the reply in the vector's direction) and still on the question (prompt·reply similarity not far
-below the unsteered replies'); each kept reply is labelled with the vector that produced it.
-Trained on these, the projection and the LoRA learn to produce the mood from the vector alone.
+activation steering, with the steering loop's within-reply boost; two judges keep the replies
+that are in the asked mood (the detector reads the reply in the vector's direction) and still on
+the question (prompt·reply similarity not far below the unsteered replies'); each kept reply is
+labelled with the vector that produced it. Trained on these, the projection and the LoRA learn
+to produce the mood from the vector alone.
+
+Poles are balanced: a pole is asked for in inverse proportion to how often its replies have
+passed so far (:class:`PoleBalance`), so the poles this model rarely expresses (on the default
+model indifference, distrust, boredom) are tried more, not kept less.
 """
 
 from __future__ import annotations
@@ -37,14 +42,41 @@ def load_prompts() -> list[str]:
     return [t.format(s=s) for s in data["subjects"] for t in data["templates"]]
 
 
-def sample_vector(rng: random.Random) -> EmotionVector:
-    """None (a fifth), one pole at 0.6 or 1.0, or two axes mixed at 0.4–1.0 each."""
+class PoleBalance:
+    """How often each pole's replies have passed the mood judge so far; the poles that pass
+    rarely are asked for more often (in inverse proportion to their smoothed pass rate)."""
+
+    def __init__(self) -> None:
+        self.tries = [0] * (2 * N_AXES)  # index 2·axis for the negative pole, +1 the positive
+        self.passes = [0] * (2 * N_AXES)
+
+    @staticmethod
+    def poles(vector: EmotionVector) -> list[int]:
+        return [2 * axis + (value > 0) for axis, value in enumerate(vector) if value != 0]
+
+    def weights(self) -> list[float]:
+        return [
+            (tries + 2) / (passes + 1)
+            for tries, passes in zip(self.tries, self.passes, strict=True)
+        ]
+
+    def record(self, vector: EmotionVector, passed: bool) -> None:
+        for pole in self.poles(vector):
+            self.tries[pole] += 1
+            self.passes[pole] += passed
+
+
+def sample_vector(rng: random.Random, balance: PoleBalance | None = None) -> EmotionVector:
+    """None (a fifth), one pole at 0.6 or 1.0 (the pole weighted by ``balance``), or two axes
+    mixed at 0.4–1.0 each."""
     roll = rng.random()
     if roll < NEUTRAL_SHARE:
         return EmotionVector()
     values = [0.0] * N_AXES
     if roll < 0.6:
-        values[rng.randrange(N_AXES)] = rng.choice((-1, 1)) * rng.choice((0.6, 1.0))
+        weights = balance.weights() if balance else [1.0] * (2 * N_AXES)
+        pole = rng.choices(range(2 * N_AXES), weights=weights)[0]
+        values[pole // 2] = (1 if pole % 2 else -1) * rng.choice((0.6, 1.0))
     else:
         for axis in rng.sample(range(N_AXES), 2):
             values[axis] = rng.choice((-1, 1)) * round(rng.uniform(0.4, 1.0), 2)
@@ -61,6 +93,13 @@ def whole_sentences(text: str) -> str | None:
     return text[: ends[-1]]
 
 
+def mood_along(vector: EmotionVector, reading: EmotionVector) -> float:
+    """The reading projected on the unit vector asked for (0 for none asked)."""
+    if vector.is_neutral():
+        return 0.0
+    return sum(r * v for r, v in zip(reading, vector, strict=True)) / vector.norm()
+
+
 def build_training_set(
     engine: Backend,
     detector: Detector,
@@ -74,19 +113,26 @@ def build_training_set(
     """Generate ``count`` replies of up to ``tokens`` on ``engine`` (which steers), keep those
     ``detector`` reads in the asked mood and on the question, write them to ``out``;
     (kept, generated)."""
-    from emochat.detect import read_many
     from emochat.detect.embedding import SentenceEncoder
     from emochat.engine.generation import SamplingSettings
+    from emochat.engine.modulation.loop import SteeringLoop
 
     rng = random.Random(seed)
     prompts = load_prompts()
     rng.shuffle(prompts)
+    loop = SteeringLoop(lambda text: detector.read(text).vector, within=True, kept=None)
+    balance = PoleBalance()
     samples = []
     for index in range(count):
-        prompt, vector = prompts[index % len(prompts)], sample_vector(rng)
+        prompt, vector = prompts[index % len(prompts)], sample_vector(rng, balance)
         settings = SamplingSettings(max_new_tokens=tokens, seed=seed + index)
-        reply = engine.reply([{"role": "user", "content": prompt}], vector, settings).finish()
-        samples.append((prompt, vector, whole_sentences(reply)))
+        steering = loop.for_reply(vector)
+        reply = engine.reply([{"role": "user", "content": prompt}], vector, settings, steering)
+        text = whole_sentences(reply.finish())
+        mood = mood_along(vector, detector.read(text).vector) if text else 0.0
+        if not vector.is_neutral():
+            balance.record(vector, text is not None and mood >= MOOD_MARGIN)
+        samples.append((prompt, vector, text, mood))
         if (index + 1) % 100 == 0:
             progress(f"{index + 1}/{count} replies")
     finished = [sample for sample in samples if sample[2]]
@@ -94,25 +140,18 @@ def build_training_set(
         raise EmochatError("no reply finished a sentence; try more --tokens")
     encoder = SentenceEncoder()
     similarity = (
-        (encoder.encode([p for p, _, _ in finished]) * encoder.encode([r for _, _, r in finished]))
+        (encoder.encode([s[0] for s in finished]) * encoder.encode([s[2] for s in finished]))
         .sum(-1)
         .tolist()
     )
-    unsteered = [s for s, (_, v, _) in zip(similarity, finished, strict=True) if v.is_neutral()]
+    unsteered = [
+        s for s, sample in zip(similarity, finished, strict=True) if sample[1].is_neutral()
+    ]
     floor = ON_TOPIC_SHARE * statistics.fmean(unsteered) if unsteered else 0.0
-    readings = read_many(detector, [reply for _, _, reply in finished])
     kept = 0
     with out.open("w", encoding="utf-8") as handle:
-        for (prompt, vector, reply), on_topic, reading in zip(
-            finished, similarity, readings, strict=True
-        ):
-            mood = 0.0
-            if not vector.is_neutral():
-                mood = sum(r * v for r, v in zip(reading.vector, vector, strict=True))
-                mood /= vector.norm()
-                if mood < MOOD_MARGIN:
-                    continue
-            if on_topic < floor:
+        for (prompt, vector, reply, mood), on_topic in zip(finished, similarity, strict=True):
+            if (not vector.is_neutral() and mood < MOOD_MARGIN) or on_topic < floor:
                 continue
             record = {
                 "messages": [
