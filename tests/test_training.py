@@ -282,6 +282,21 @@ def test_poles_that_rarely_pass_are_asked_for_more_often() -> None:
     assert joy < untried < sad
 
 
+def test_a_steered_reply_is_judged_by_how_far_it_moved_from_the_unsteered_ones() -> None:
+    from emochat.emotion import EmotionVector, parse_emotion
+    from emochat.training.recipe import MoodBaseline
+
+    baseline = MoodBaseline()
+    for text in ("empathy=0.3", "empathy=0.5"):  # a warm model: unsteered replies read empathic
+        baseline.add(parse_emotion(text)[0])
+    indifferent = EmotionVector.pole("indifference")
+    assert baseline.moved(indifferent, EmotionVector()) == pytest.approx(0.4)  # 0.4 less warm
+    assert baseline.moved(indifferent, parse_emotion("empathy=0.6")[0]) == pytest.approx(-0.2)
+    assert baseline.moved(EmotionVector(), parse_emotion("joy=1")[0]) == 0.0
+    mixed = parse_emotion("joy=0.6,fear=0.8")[0]  # projected on the unit vector asked for
+    assert baseline.moved(mixed, parse_emotion("joy=0.5")[0]) == pytest.approx(0.5 * 0.6)
+
+
 def test_a_reply_cut_mid_sentence_is_trimmed_or_dropped() -> None:
     from emochat.training.recipe import whole_sentences
 

@@ -1,7 +1,8 @@
 """The shipped data recipe, distillation: the model answers many varied prompts under sampled
 emotion vectors (single poles, mixes of two axes, different strengths, and none) through
 activation steering, with the steering loop's within-reply boost; two judges keep the replies
-that are in the asked mood (the detector reads the reply in the vector's direction) and still on
+that are in the asked mood (the detector reads the reply moved in the vector's direction from
+where this model's unsteered replies read) and still on
 the question (prompt·reply similarity not far below the unsteered replies'); each kept reply is
 labelled with the vector that produced it. Trained on these, the projection and the LoRA learn
 to produce the mood from the vector alone.
@@ -29,8 +30,9 @@ if TYPE_CHECKING:
     from emochat.detect import Detector
     from emochat.engine.backends.base import Backend
 
-# A steered reply is kept when the detector's reading, projected on the unit vector asked for,
-# reaches this, and its on-topic similarity is at least this share of the unsteered replies'.
+# A steered reply is kept when the detector's reading, less the unsteered replies' mean reading,
+# projected on the unit vector asked for, reaches this, and its on-topic similarity is at least
+# this share of the unsteered replies'.
 MOOD_MARGIN = 0.15
 ON_TOPIC_SHARE = 0.9
 NEUTRAL_SHARE = 0.2  # of the samples, unsteered and labelled with the zero vector
@@ -93,11 +95,27 @@ def whole_sentences(text: str) -> str | None:
     return text[: ends[-1]]
 
 
-def mood_along(vector: EmotionVector, reading: EmotionVector) -> float:
-    """The reading projected on the unit vector asked for (0 for none asked)."""
-    if vector.is_neutral():
-        return 0.0
-    return sum(r * v for r, v in zip(reading, vector, strict=True)) / vector.norm()
+class MoodBaseline:
+    """How this model's unsteered replies read on average: a steered reply is judged by how
+    far it moved from there in the asked direction, not from zero (a cheerful model's replies
+    read joyful and empathetic unsteered, so an indifferent one rarely reads below zero)."""
+
+    def __init__(self) -> None:
+        self._sum = [0.0] * N_AXES
+        self._count = 0
+
+    def add(self, reading: EmotionVector) -> None:
+        self._sum = [total + value for total, value in zip(self._sum, reading, strict=True)]
+        self._count += 1
+
+    def moved(self, vector: EmotionVector, reading: EmotionVector) -> float:
+        """The reading less the baseline, projected on the unit vector asked for (0 for none
+        asked)."""
+        if vector.is_neutral():
+            return 0.0
+        mean = [total / max(1, self._count) for total in self._sum]
+        moved = [r - m for r, m in zip(reading, mean, strict=True)]
+        return sum(d * v for d, v in zip(moved, vector, strict=True)) / vector.norm()
 
 
 def build_training_set(
@@ -122,6 +140,7 @@ def build_training_set(
     rng.shuffle(prompts)
     loop = SteeringLoop(lambda text: detector.read(text).vector, within=True, kept=None)
     balance = PoleBalance()
+    baseline = MoodBaseline()
     samples = []
     for index in range(count):
         prompt, vector = prompts[index % len(prompts)], sample_vector(rng, balance)
@@ -129,10 +148,13 @@ def build_training_set(
         steering = loop.for_reply(vector)
         reply = engine.reply([{"role": "user", "content": prompt}], vector, settings, steering)
         text = whole_sentences(reply.finish())
-        mood = mood_along(vector, detector.read(text).vector) if text else 0.0
-        if not vector.is_neutral():
-            balance.record(vector, text is not None and mood >= MOOD_MARGIN)
-        samples.append((prompt, vector, text, mood))
+        reading = detector.read(text).vector if text else None
+        if reading is not None and vector.is_neutral():
+            baseline.add(reading)
+        elif not vector.is_neutral():
+            moved = reading is not None and baseline.moved(vector, reading) >= MOOD_MARGIN
+            balance.record(vector, moved)
+        samples.append((prompt, vector, text, reading))
         if (index + 1) % 100 == 0:
             progress(f"{index + 1}/{count} replies")
     finished = [sample for sample in samples if sample[2]]
@@ -150,7 +172,8 @@ def build_training_set(
     floor = ON_TOPIC_SHARE * statistics.fmean(unsteered) if unsteered else 0.0
     kept = 0
     with out.open("w", encoding="utf-8") as handle:
-        for (prompt, vector, reply, mood), on_topic in zip(finished, similarity, strict=True):
+        for (prompt, vector, reply, reading), on_topic in zip(finished, similarity, strict=True):
+            mood = baseline.moved(vector, reading)
             if (not vector.is_neutral() and mood < MOOD_MARGIN) or on_topic < floor:
                 continue
             record = {
