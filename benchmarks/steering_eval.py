@@ -5,7 +5,13 @@ factual questions, disjoint from every prompt that builds the steering direction
 
     python benchmarks/steering_eval.py [--model default] [--backend auto] [--modulation steer]
                                        [--intensity 1] [--vectors DIR] [--per-kind 6]
-                                       [--tokens 48] [--seed 7] [--save replies.json]
+                                       [--loops off,on] [--tokens 48] [--seed 7]
+                                       [--save replies.json]
+
+The same prompts are answered with the steering loop off (plain steering) and on (each reply's
+first sentence read by emochat's detector, and the axes it falls short of steered harder for the
+rest). The loop reads with the detector, so with the loop on the "detector" judge is no longer
+independent: the anchor judge stays so.
 
 Two judges read every reply on all eight axes:
 - "detector": emochat's fine-tuned MiniLM detector (trained on GoEmotions; it never saw these
@@ -13,12 +19,14 @@ Two judges read every reply on all eight axes:
 - "anchor": the plain all-MiniLM-L6-v2 cosine to hand-written sentences for each pole
   (benchmarks/data/anchor_judge.json) minus that to the other pole's: no training at all.
 
-Per axis: success (share of prompts where the +pole reply reads more like that pole than the
--pole reply), on-topic (prompt·reply MiniLM cosine, steered ÷ unsteered), distinct-1 (unique
-words / words, per reply), and the share of factual questions whose replies still hold the
-answer. Then the cross-talk matrix per judge: row = the axis steered, column = the axis read,
-value = mean reading of the +pole reply minus the -pole reply; the last column is the largest
-off-diagonal |value| over the diagonal one (target ≤ 0.5).
+Per axis and loop: success (share of prompts where the +pole reply reads more like that pole
+than the -pole reply), on-topic (prompt·reply MiniLM cosine, steered ÷ unsteered), distinct-1
+(unique words / words, per reply), the share of factual questions whose replies still hold the
+answer, and the gap: how far the detector's reading of each steered reply lands from the vector
+asked (the mean |asked − read| over the axes asked, as the app's sidebar shows it). Then the
+cross-talk matrix per judge: row = the axis steered, column = the axis read, value = mean
+reading of the +pole reply minus the -pole reply; the last column is the largest off-diagonal
+|value| over the diagonal one (target ≤ 0.5).
 """
 
 from __future__ import annotations
@@ -85,6 +93,27 @@ def print_matrix(name: str, matrix: Any, labels: list[str]) -> float:
     return worst
 
 
+def steered_replies(
+    engine: Any,
+    prompts: list[str],
+    settings: Any,
+    loop: Any,
+) -> dict[str, list[str]]:
+    """One reply per pole and prompt, with the steering loop (None: plain steering)."""
+    from emochat.emotion import AXES, EmotionVector
+
+    replies: dict[str, list[str]] = {
+        pole: [] for axis in AXES for pole in (axis.positive, axis.negative)
+    }
+    for prompt in prompts:
+        for pole in replies:
+            emotion = EmotionVector.pole(pole)
+            check = loop.for_reply(emotion) if loop else None
+            messages = [{"role": "user", "content": prompt}]
+            replies[pole].append(engine.reply(messages, emotion, settings, check).finish())
+    return replies
+
+
 def main() -> None:
     import numpy as np
     import torch
@@ -94,11 +123,12 @@ def main() -> None:
     quiet_library_logs()
     from emochat.detect import read_many
     from emochat.detect.embedding import SentenceEncoder
-    from emochat.emotion import AXES, EmotionVector
+    from emochat.emotion import AXES, EmotionVector, expressed_gap
     from emochat.engine.backends import BACKEND_CHOICES
     from emochat.engine.directions import EmotionDirections
     from emochat.engine.generation import SamplingSettings
     from emochat.engine.modulation import MODULATION_CHOICES
+    from emochat.engine.modulation.loop import SteeringLoop
     from emochat.runtime import GenerationConfig, ModelConfig, RunConfig, Runtime
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -108,11 +138,17 @@ def main() -> None:
     parser.add_argument("--intensity", type=float, default=1.0)
     parser.add_argument("--vectors", help="steer with the vectors in this folder instead")
     parser.add_argument("--per-kind", type=int, default=6, help="prompts of each kind (max 6)")
+    parser.add_argument(
+        "--loops", default="off,on", help="the steering loop: off, on, or off,on for both"
+    )
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--save", help="write every prompt and reply to this JSON file")
     args = parser.parse_args()
+    loops = args.loops.split(",")
+    if not loops or not set(loops) <= {"off", "on"}:
+        parser.error("--loops takes off, on or off,on")
     torch.set_num_threads(args.threads)
 
     config = RunConfig(
@@ -132,19 +168,23 @@ def main() -> None:
     modulator = engine.modulator
     settings = SamplingSettings(max_new_tokens=args.tokens, seed=args.seed)
     prompts, answers = load_heldout(args.per_kind)
+    detector = runtime.detector()
 
-    def answer(prompt: str, emotion: EmotionVector) -> str:
-        return engine.reply([{"role": "user", "content": prompt}], emotion, settings).finish()
-
-    replies = {"neutral": [answer(prompt, EmotionVector()) for prompt in prompts]}
-    for axis in AXES:
-        for pole in (axis.positive, axis.negative):
-            replies[pole] = [answer(prompt, EmotionVector.pole(pole)) for prompt in prompts]
+    loop = SteeringLoop(lambda text: list(detector.read(text).vector))
+    neutral = [
+        engine.reply([{"role": "user", "content": p}], EmotionVector(), settings).finish()
+        for p in prompts
+    ]
+    by_loop = {
+        mode: steered_replies(engine, prompts, settings, loop if mode == "on" else None)
+        for mode in loops
+    }
     if args.save:
-        Path(args.save).write_text(json.dumps({"prompts": prompts, **replies}, indent=1))
+        saved = {"prompts": prompts, "neutral": neutral, **by_loop}
+        Path(args.save).write_text(json.dumps(saved, indent=1))
 
     encoder = SentenceEncoder()
-    detector, anchor = runtime.detector(), AnchorJudge(encoder)
+    anchor = AnchorJudge(encoder)
     judges = {
         "detector": lambda texts: np.array([list(r.vector) for r in read_many(detector, texts)]),
         "anchor": anchor.read,
@@ -160,64 +200,84 @@ def main() -> None:
         hits = [answered(texts[index], answers[prompts[index]]) for index in factual]
         return statistics.fmean(hits) if hits else float("nan")
 
-    baseline = on_topic(replies["neutral"])
+    baseline = on_topic(neutral)
     print(
         f"\nmodel={engine.info.name} backend={engine.info.backend} ({engine.info.quant}) "
         f"modulation={modulator.name} intensity={args.intensity} "
         f"vectors={args.vectors or 'shipped'} "
         f"prompts={len(prompts)} tokens={args.tokens} seed={args.seed}"
     )
-    print(
-        f"{'axis':<24}{'detector':>9}{'anchor':>8}{'on-topic':>10}{'distinct-1':>12}{'answers':>9}"
-    )
-    readings = {
-        name: {pole: judge(texts) for pole, texts in replies.items()}
-        for name, judge in judges.items()
-    }
-    rows = []
-    for index, axis in enumerate(AXES):
-        plus, minus = replies[axis.positive], replies[axis.negative]
-        wins = [
-            float(
-                (
-                    readings[name][axis.positive][:, index]
-                    > readings[name][axis.negative][:, index]
-                ).mean()
-            )
-            for name in judges
-        ]
-        ratio = statistics.fmean([on_topic(plus), on_topic(minus)]) / baseline
-        diversity = statistics.fmean(distinct_1(text) for text in plus + minus)
-        rate = statistics.fmean([answer_rate(plus), answer_rate(minus)])
-        rows.append((*wins, ratio, diversity, rate))
+    summaries = {}
+    for mode, replies in by_loop.items():
+        readings = {
+            name: {pole: judge(texts) for pole, texts in replies.items()}
+            for name, judge in judges.items()
+        }
+        print(f"\nloop: {mode}")
         print(
-            f"{axis.label:<24}{wins[0]:>9.0%}{wins[1]:>8.0%}{ratio:>10.2f}{diversity:>12.2f}{rate:>9.0%}"
+            f"{'axis':<24}{'detector':>9}{'anchor':>8}{'on-topic':>10}{'distinct-1':>12}"
+            f"{'answers':>9}{'gap':>7}"
         )
-    for label, summary in (("mean", np.mean(rows, 0)), ("lowest axis", np.min(rows, 0))):
-        detector_rate, anchor_rate, ratio, diversity, rate = summary
-        print(
-            f"{label:<24}{detector_rate:>9.0%}{anchor_rate:>8.0%}{ratio:>10.2f}"
-            f"{diversity:>12.2f}{rate:>9.0%}"
-        )
-    neutral_diversity = statistics.fmean(distinct_1(text) for text in replies["neutral"])
-    print(
-        f"{'unsteered':<24}{'':>9}{'':>8}{'1.00':>10}{neutral_diversity:>12.2f}"
-        f"{answer_rate(replies['neutral']):>9.0%}   (prompt·reply cosine {baseline:.3f})"
-    )
-    labels = [axis.positive[:7] for axis in AXES]
-    for name in judges:
-        matrix = np.stack(
-            [
-                (readings[name][axis.positive] - readings[name][axis.negative]).mean(0)
-                for axis in AXES
+        rows = []
+        for index, axis in enumerate(AXES):
+            plus, minus = replies[axis.positive], replies[axis.negative]
+            wins = [
+                float(
+                    (
+                        readings[name][axis.positive][:, index]
+                        > readings[name][axis.negative][:, index]
+                    ).mean()
+                )
+                for name in judges
             ]
+            ratio = statistics.fmean([on_topic(plus), on_topic(minus)]) / baseline
+            diversity = statistics.fmean(distinct_1(text) for text in plus + minus)
+            rate = statistics.fmean([answer_rate(plus), answer_rate(minus)])
+            gap = statistics.fmean(
+                expressed_gap(EmotionVector.pole(pole), EmotionVector.from_json(list(read)))
+                for pole in (axis.positive, axis.negative)
+                for read in np.clip(readings["detector"][pole], -1, 1)
+            )
+            rows.append((*wins, ratio, diversity, rate, gap))
+            print(
+                f"{axis.label:<24}{wins[0]:>9.0%}{wins[1]:>8.0%}{ratio:>10.2f}"
+                f"{diversity:>12.2f}{rate:>9.0%}{gap:>7.2f}"
+            )
+        summaries[mode] = rows
+        for label, summary in (("mean", np.mean(rows, 0)), ("lowest axis", np.min(rows, 0))):
+            detector_rate, anchor_rate, ratio, diversity, rate, gap = summary
+            print(
+                f"{label:<24}{detector_rate:>9.0%}{anchor_rate:>8.0%}{ratio:>10.2f}"
+                f"{diversity:>12.2f}{rate:>9.0%}{gap:>7.2f}"
+            )
+        labels = [axis.positive[:7] for axis in AXES]
+        for name in judges:
+            matrix = np.stack(
+                [
+                    (readings[name][axis.positive] - readings[name][axis.negative]).mean(0)
+                    for axis in AXES
+                ]
+            )
+            worst = print_matrix(f"{name}, loop {mode}", matrix, labels)
+            print(f"worst off-diagonal / diagonal ({name}, loop {mode}): {worst:.2f}")
+    neutral_diversity = statistics.fmean(distinct_1(text) for text in neutral)
+    print(
+        f"\nunsteered: distinct-1 {neutral_diversity:.2f}, answers "
+        f"{answer_rate(neutral):.0%}, prompt·reply cosine {baseline:.3f}"
+    )
+    print("\nSuccess by loop, detector / anchor (on-topic):")
+    print(f"{'axis':<24}" + "".join(f"{mode:>22}" for mode in summaries))
+    for index, axis in enumerate(AXES):
+        cells = "".join(
+            f"{f'{rows[index][0]:.0%} / {rows[index][1]:.0%} ({rows[index][2]:.2f})':>22}"
+            for rows in summaries.values()
         )
-        worst = print_matrix(name, matrix, labels)
-        print(f"worst off-diagonal / diagonal ({name}): {worst:.2f}")
+        print(f"{axis.label:<24}{cells}")
     print("\nExamples (first prompt, +pole then -pole):")
-    for axis in AXES:
-        print(f"[{axis.positive}] {prompts[0]} -> {replies[axis.positive][0][:110]!r}")
-        print(f"[{axis.negative}] {prompts[0]} -> {replies[axis.negative][0][:110]!r}")
+    for mode, replies in by_loop.items():
+        for axis in AXES:
+            for pole in (axis.positive, axis.negative):
+                print(f"[{mode} {pole}] {prompts[0]} -> {replies[pole][0][:110]!r}")
 
 
 if __name__ == "__main__":

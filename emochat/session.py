@@ -35,7 +35,7 @@ from emochat.transcripts import (
 )
 
 if TYPE_CHECKING:
-    from emochat.engine.modulation.loop import ReplySteering, SteeringLoop
+    from emochat.engine.modulation.loop import AfterFirstSentence, SteeringLoop
 
 OnPiece = Callable[[str], None]
 
@@ -70,7 +70,7 @@ class ChatBackend(Protocol):
         messages: list[ChatMessage],
         emotion: EmotionVector,
         settings: Any,
-        steering: ReplySteering | None = None,
+        after_first_sentence: AfterFirstSentence | None = None,
     ) -> Any: ...
 
 
@@ -164,7 +164,7 @@ class ChatSession:
         self._remember = remember  # False: every prompt is answered on its own (``say``)
         # reads each finished reply: the mood it carries, beside the one that steered it
         self._read_back = read_back
-        # what the replies read back as sets how strongly the next ones are steered
+        # reads each reply's first sentence: the axes it falls short of are steered harder
         self._loop = loop
         self._last_expressed = self._expressed_of_last_reply()
         self._last_reading: Reading | None = None
@@ -380,8 +380,8 @@ class ChatSession:
         if self._system_prompt:
             messages = [{"role": "system", "content": self._system_prompt}, *messages]
         emotion = self._state.vector
-        steering = self._loop.for_reply(emotion) if self._loop is not None else None
-        reply = self._backend.reply(messages, emotion, self._settings, steering)
+        check = self._loop.for_reply(emotion) if self._loop is not None else None
+        reply = self._backend.reply(messages, emotion, self._settings, check)
         self._reply = reply
         pieces: list[str] = []
         read_sentences = 0
@@ -430,17 +430,10 @@ class ChatSession:
         if stats.broken:
             event["broken"] = stats.broken
         read = (whole if whole is not None else text).strip()
-        expressed = None
         if self._read_back is not None and read:
-            expressed = self._read_back.read(read)
-            event["expressed"] = expressed.to_dict()
+            event["expressed"] = self._read_back.read(read).to_dict()
         with self._lock:
             self._write(event)
-        if self._loop is not None and expressed is not None and not stats.cancelled:
-            try:
-                self._loop.learn(self._state.vector, expressed.vector)
-            except EmochatError as error:  # the gains are a cache: the chat goes on without
-                self._warn(str(error))
         return TurnResult(
             self.exchanges()[-1], stats.tokens_per_second, stats.new_tokens, stats.broken
         )

@@ -78,12 +78,12 @@ class FakeBackend:
         self.answer = answer
         self.delay = delay
         self.limit = limit
-        self.steerings: list = []  # each reply's part of the steering loop
+        self.checks: list = []  # each reply's steering-loop check (after its first sentence)
         self.calls: list[tuple[list[dict], EmotionVector]] = []
 
-    def reply(self, messages, emotion, settings, steering=None) -> FakeReply:
+    def reply(self, messages, emotion, settings, after_first_sentence=None) -> FakeReply:
         self.calls.append((list(messages), emotion))
-        self.steerings.append(steering)
+        self.checks.append(after_first_sentence)
         words = self.answer.split(" ")
         if messages and messages[-1]["role"] == "assistant":
             words = words[len(messages[-1]["content"].split(" ")) :]

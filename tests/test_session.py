@@ -31,11 +31,11 @@ class FailsOnce(FakeBackend):
         super().__init__()
         self.failures = 1
 
-    def reply(self, messages, emotion, settings, steering=None):
+    def reply(self, messages, emotion, settings, after_first_sentence=None):
         if self.failures:
             self.failures -= 1
             raise EmochatError("out of memory while generating")
-        return super().reply(messages, emotion, settings, steering)
+        return super().reply(messages, emotion, settings, after_first_sentence)
 
 
 def test_a_failed_reply_rolls_the_whole_turn_back() -> None:

@@ -1,17 +1,20 @@
-"""The steering loop: gains that stay bounded, move only for the poles steered, live beside the
-directions they were learned with; a reply re-steered after its first sentence; a session that
-learns from each read-back, and a seeded one that does not."""
-
-import json
+"""The steering loop: the axes a reply's first sentence falls short of, and only those, are
+steered harder for the rest of it, within bounds; a neutral mood is never read; the session
+hands the loop to every reply it asks for."""
 
 import numpy as np
 import pytest
 
 from emochat.emotion import EmotionVector, parse_emotion
 from emochat.engine.directions import EmotionDirections
-from emochat.engine.modulation.gains import GAIN_RANGE, GainsFile, PoleGains
-from emochat.engine.modulation.loop import SteeringLoop, first_sentence
-from emochat.errors import EmochatError
+from emochat.engine.modulation.loop import (
+    BOOST,
+    NO_GAINS,
+    SteeringLoop,
+    boosted_gains,
+    finished_sentences,
+    first_sentence,
+)
 from emochat.session import ChatSession
 from emochat.state import EmotionState
 from emochat.transcripts import TranscriptWriter
@@ -22,31 +25,15 @@ SAD = EmotionVector.pole("sadness")
 NOTHING = (0.0,) * 8
 
 
-def test_gains_stay_within_their_bounds_however_long_a_pole_falls_short_or_overshoots() -> None:
-    gains = PoleGains()
-    for _ in range(50):
-        gains = gains.after_reply(SAD, NOTHING)  # sadness never read: more and more strength
-    assert gains.for_emotion(SAD)[0] == GAIN_RANGE[1]
-    assert gains.for_emotion(JOY)[0] == 1.0  # the other pole of the axis is its own
-    for _ in range(50):
-        gains = gains.after_reply(SAD, (-1.0, *NOTHING[1:]))  # read far past what was asked
-    assert gains.for_emotion(SAD)[0] == GAIN_RANGE[0]
-    with pytest.raises(EmochatError, match="within"):
-        PoleGains(((3.0, 1.0),) + ((1.0, 1.0),) * 7)
-
-
-def test_only_the_poles_steered_move_and_a_neutral_mood_moves_nothing() -> None:
+def test_only_the_steered_axes_that_fell_short_are_boosted_and_only_once() -> None:
     mixed = parse_emotion("joy=0.8,fear=0.6,trust=0.1")[0]
-    moved = PoleGains().after_reply(mixed, NOTHING)
-    assert moved.for_emotion(mixed)[:2] > (1.0, 1.0)  # joy and fear fell short: raised
-    assert moved.for_emotion(mixed)[2:] == (1.0,) * 6  # trust at 0.1 is not steered enough
-    landed = PoleGains().after_reply(JOY, (0.25, *NOTHING[1:]))
-    assert landed == PoleGains()  # read exactly where it lands: no change
-    assert PoleGains().after_reply(EmotionVector(), NOTHING) == PoleGains()
-    assert PoleGains().boosted(EmotionVector(), NOTHING) is None
-    assert PoleGains().boosted(JOY, (0.9, *NOTHING[1:])) is None  # landed: no boost
-    boosted = PoleGains().boosted(JOY, NOTHING)
-    assert boosted is not None and boosted.for_emotion(JOY)[0] == 1.5
+    read = (0.5, -0.05, 0, 0, 0, -0.9, 0, 0)  # joy landed, fear short, trust barely asked for
+    assert boosted_gains(mixed, read) == (1.0, BOOST, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+    assert boosted_gains(JOY, (0.25, *NOTHING[1:])) is None  # landed at a quarter: no boost
+    assert boosted_gains(SAD, (0.9, *NOTHING[1:])) == (BOOST, *NO_GAINS[1:])  # read as joy
+    assert boosted_gains(EmotionVector(), (1.0,) * 8) is None  # nothing asked, nothing short
+    # the most any axis gets is one boost: the loop never compounds it
+    assert max(boosted_gains(EmotionVector((1.0,) * 8), (-1.0,) * 8)) == BOOST <= 2
 
 
 def test_directions_scale_each_axis_by_its_gain_under_the_same_cap() -> None:
@@ -58,30 +45,14 @@ def test_directions_scale_each_axis_by_its_gain_under_the_same_cap() -> None:
         scales=[0.5] * 8,
     )
     plain = directions.offsets(JOY)
-    doubled = directions.offsets(JOY, gains=PoleGains().boosted(JOY, NOTHING).for_emotion(JOY))
-    np.testing.assert_allclose(doubled, 1.5 * plain, rtol=1e-5)
+    boosted = directions.offsets(JOY, gains=boosted_gains(JOY, NOTHING))
+    np.testing.assert_allclose(boosted, BOOST * plain, rtol=1e-5)
+    np.testing.assert_array_equal(directions.offsets(JOY, gains=NO_GAINS), plain)
     capped = EmotionDirections(
         directions.values, np.full(6, 1.0, dtype=np.float32), (2, 5), [9.0] * 8
     )
-    limit = 0.08 * 1.0
-    assert np.linalg.norm(capped.offsets(JOY, gains=(2.0,) * 8), axis=-1).max() <= limit + 1e-6
-    assert directions.fingerprint() != capped.fingerprint()
-
-
-def test_kept_gains_belong_to_their_directions_and_a_bad_file_starts_afresh(tmp_path) -> None:
-    path = tmp_path / "vectors" / "gains.json"
-    raised = PoleGains().after_reply(SAD, NOTHING)
-    GainsFile(path, "directions-a").save(raised)
-    assert GainsFile(path, "directions-a").load() == raised
-    assert GainsFile(path, "directions-b").load() == PoleGains()  # rebuilt: fresh gains
-    path.write_text("{not json")
-    assert GainsFile(path, "directions-a").load() == PoleGains()
-    path.write_text(json.dumps({"format": 1, "directions": "directions-a", "gains": {"joy": 9}}))
-    assert GainsFile(path, "directions-a").load() == PoleGains()  # out of bounds: not trusted
-    blocked = tmp_path / "a-file"  # where a folder should be: the write fails
-    blocked.write_text("")
-    with pytest.raises(EmochatError, match="cannot keep the steering gains"):
-        GainsFile(blocked / "gains.json", "x").save(raised)
+    norms = np.linalg.norm(capped.offsets(JOY, gains=(BOOST,) * 8), axis=-1)
+    assert norms.max() <= 0.08 + 1e-6  # the boost never lifts the cap on the total addition
 
 
 @pytest.mark.parametrize(
@@ -98,58 +69,47 @@ def test_the_first_sentence_is_found_once_it_is_sure(text: str, sentence: str | 
     assert first_sentence(text) == sentence
 
 
-def test_a_loop_that_does_not_learn_uses_the_kept_gains_and_leaves_them(tmp_path) -> None:
-    path = tmp_path / "gains.json"
-    raised = PoleGains().after_reply(SAD, NOTHING)
-    GainsFile(path, "d").save(raised)
-    before = path.read_text()
-    loop = SteeringLoop(lambda text: NOTHING, within=True, kept=GainsFile(path, "d"), learn=False)
-    steering = loop.for_reply(SAD)
-    assert steering.gains == raised
-    assert steering.after_first_sentence("I feel low today.") is not None
-    loop.learn(SAD, NOTHING)
-    assert path.read_text() == before and loop.gains == raised
-    learning = SteeringLoop(lambda text: NOTHING, within=False, kept=GainsFile(path, "d"))
-    assert learning.for_reply(SAD).after_first_sentence is None
-    learning.learn(EmotionVector(), NOTHING)  # a neutral reply teaches nothing
-    assert path.read_text() == before
-    learning.learn(SAD, NOTHING)
-    assert GainsFile(path, "d").load().for_emotion(SAD)[0] > raised.for_emotion(SAD)[0]
+def test_sentences_count_as_finished_once_the_next_one_starts() -> None:
+    assert finished_sentences("One. Two! Three") == 2
+    assert finished_sentences("One. Two!") == 1
+    assert finished_sentences("Line one\nline two") == 1
 
 
-def loop_session(backend, loop: SteeringLoop, mood: EmotionVector) -> ChatSession:
+def test_a_neutral_mood_is_never_read_and_a_steered_one_reads_its_first_sentence() -> None:
+    read: list[str] = []
+    loop = SteeringLoop(lambda text: read.append(text) or NOTHING)
+    assert loop.for_reply(EmotionVector()) is None
+    check = loop.for_reply(SAD)
+    assert check("I feel low today.") == (BOOST, *NO_GAINS[1:])
+    assert read == ["I feel low today."]
+
+
+def test_the_session_hands_the_loop_to_each_reply_it_asks_for() -> None:
     transcript = TranscriptWriter.create({"model": "fake-model"}, deferred=True)
-    state = EmotionState(vector=mood, policy="locked")
-    return ChatSession(
-        backend, None, state, transcript, None, pytest.fail, read_back=FakeDetector(), loop=loop
-    )
-
-
-def test_a_session_steers_each_reply_with_the_loop_and_learns_from_its_read_back(tmp_path) -> None:
-    path = tmp_path / "gains.json"
     backend = FakeBackend("I am so happy to help.")
-    loop = SteeringLoop(lambda text: NOTHING, within=True, kept=GainsFile(path, "d"))
-    session = loop_session(backend, loop, SAD)
-    session.ask("How are you?")
-    assert backend.steerings[-1].gains == PoleGains()
-    # read back as joy (0.8) where sadness was asked: the sadness gain goes up, and is kept
-    kept = GainsFile(path, "d").load()
-    assert kept.for_emotion(SAD)[0] > 1.0
-    session.ask("And now?")
-    assert backend.steerings[-1].gains == kept
-    neutral_path = tmp_path / "neutral.json"
-    neutral_loop = SteeringLoop(
-        lambda text: NOTHING, within=True, kept=GainsFile(neutral_path, "d")
+    state = EmotionState(vector=SAD, policy="locked")
+    session = ChatSession(
+        backend,
+        None,
+        state,
+        transcript,
+        None,
+        pytest.fail,
+        read_back=FakeDetector(),
+        loop=SteeringLoop(lambda text: NOTHING),
     )
-    neutral = loop_session(FakeBackend("I am so happy."), neutral_loop, EmotionVector())
-    neutral.ask("Hi")
-    assert not neutral_path.exists()  # nothing was steered, nothing learned
+    session.ask("How are you?")
+    check = backend.checks[-1]
+    assert check is not None and check("I am not sure today.") == (BOOST, *NO_GAINS[1:])
+    session.set_emotion(EmotionVector(), "preset")
+    session.ask("And now?")
+    assert backend.checks[-1] is None  # neutral: nothing to check
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend_fixture", ["default_llama", "default_loaded"])
 def test_a_reply_short_of_its_mood_is_steered_harder_after_its_first_sentence(
-    backend_fixture: str, request: pytest.FixtureRequest, tmp_path
+    backend_fixture: str, request: pytest.FixtureRequest
 ) -> None:
     """The real default model, greedy: with a reader that never finds the mood, the loop hands
     the first sentence over, the reply goes on under more strength (it changes from there on,
@@ -171,7 +131,7 @@ def test_a_reply_short_of_its_mood_is_steered_harder_after_its_first_sentence(
         read.append(text)
         return NOTHING
 
-    loop = SteeringLoop(never_there, within=True, kept=GainsFile(tmp_path / "g.json", "d"))
+    loop = SteeringLoop(never_there)
     try:
         plain = backend.reply(messages, SAD, settings).finish()
         looped = backend.reply(messages, SAD, settings, loop.for_reply(SAD)).finish()

@@ -15,7 +15,6 @@ from emochat.engine.backends import BACKEND_CHOICES
 from emochat.engine.generation import SamplingSettings
 from emochat.engine.loading import DTYPE_CHOICES, MODEL_HELP, QUANT_CHOICES
 from emochat.engine.modulation import MODULATION_CHOICES
-from emochat.engine.modulation.loop import LOOP_CHOICES
 from emochat.engine.modulation.projection import PROJECTION_LAYOUTS
 from emochat.errors import EmochatError
 from emochat.runtime.config import DEVICE_CHOICES_TEXT, SERVER_STEERING_CHOICES
@@ -169,12 +168,11 @@ def generation_options() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     group.add_argument(
-        "--steering-loop",
-        choices=LOOP_CHOICES,
-        default="both",
-        help="read each reply back and steer harder where the mood fell short: within a reply "
-        "(after its first sentence), across replies (per-pole gains kept per model), both, or "
-        "off (default: %(default)s)",
+        "--no-steering-loop",
+        dest="steering_loop",
+        action="store_false",
+        help="do not read a reply's first sentence back to steer the rest harder where the mood "
+        "fell short",
     )
     group.add_argument(
         "--no-build-vectors",

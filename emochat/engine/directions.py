@@ -48,15 +48,6 @@ class EmotionDirections:
     def hidden_size(self) -> int:
         return int(self.values.shape[2])
 
-    def fingerprint(self) -> str:
-        """A digest of what steers (values, band, scales): what the steering loop's gains were
-        learned against, so that directions built again start from fresh gains."""
-        import numpy as np
-
-        digest = hashlib.sha256(np.ascontiguousarray(self.values, dtype=np.float32).tobytes())
-        digest.update(json.dumps([list(self.band), self.scales]).encode())
-        return digest.hexdigest()[:16]
-
     def offsets(
         self,
         emotion: EmotionVector,
@@ -146,12 +137,6 @@ def shipped_directions_dir(model_name: str) -> Path:
 def cached_directions_dir(info: ModelInfo) -> Path:
     """Keyed by the model's source, so both backends of one GGUF share one set."""
     return _cached_dir(info.name, info.source)
-
-
-def gains_path(info: ModelInfo) -> Path:
-    """Where the steering loop keeps this model's gains: beside its built directions (in the
-    cache, also for a model whose directions ship)."""
-    return cached_directions_dir(info) / "gains.json"
 
 
 def _cached_dir(name: str, source: str) -> Path:

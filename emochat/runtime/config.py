@@ -15,7 +15,6 @@ from emochat.engine.backends import BACKEND_CHOICES
 from emochat.engine.generation import SamplingSettings
 from emochat.engine.loading import DEFAULT_MODEL, DTYPE_CHOICES, QUANT_CHOICES
 from emochat.engine.modulation import MODULATION_CHOICES, check_intensity
-from emochat.engine.modulation.loop import LOOP_CHOICES
 from emochat.errors import EmochatError
 from emochat.state import POLICIES
 
@@ -61,9 +60,9 @@ class GenerationConfig:
     modulation: str = "auto"
     intensity: float = 1.0
     build_directions: bool = True  # build steering directions for a model that has none
-    # the steering loop: what replies read back as sets how strongly the next ones (and the
-    # rest of this one) are steered; off, within a reply, across replies, or both
-    steering_loop: str = "both"
+    # the steering loop: a reply's first sentence read back, and the steered axes it falls short
+    # of steered harder for the rest of the reply (needs the read-back detector)
+    steering_loop: bool = True
     system_prompt: str | None = None
     # Sampling: None is the model's own default where its store keeps one (Ollama's params),
     # else emochat's (SamplingSettings' defaults)
@@ -131,7 +130,6 @@ def check_config(config: RunConfig) -> None:
         raise EmochatError("the timeout must be above 0 and the server context at least 64")
     _check_choice("modulation", generation.modulation, MODULATION_CHOICES)
     check_intensity(generation.intensity)
-    _check_choice("steering loop", generation.steering_loop, LOOP_CHOICES)
     limit = generation.max_new_tokens
     generation.sampling(1 if limit == "auto" else limit)  # the limit is fitted once loaded
     if config.detector is not None:

@@ -303,7 +303,7 @@ class Runtime:
             system_prompt=system_prompt,
             on_state_change=save_last_state,
             read_back=read_back,
-            loop=self._steering_loop(read_back, learn=True),
+            loop=self._steering_loop(read_back),
         )
 
     def say_session(self, transcript: Path | None, save: bool) -> ChatSession:
@@ -329,33 +329,19 @@ class Runtime:
             system_prompt=self.system_prompt,
             remember=False,
             read_back=read_back,
-            # a seeded say stays repeatable: it uses the kept gains and leaves them as they are
-            loop=self._steering_loop(read_back, learn=generation.seed is None),
+            loop=self._steering_loop(read_back),
         )
 
-    def _steering_loop(self, detector: Detector | None, learn: bool) -> SteeringLoop | None:
+    def _steering_loop(self, detector: Detector | None) -> SteeringLoop | None:
         """The steering loop, where it is on and can act: it reads with the read-back detector
-        and scales steering done here (not a server's). Its gains are kept with the model's
-        directions; while they are still being built, only the within-reply part runs."""
-        mode = self.config.generation.steering_loop
-        backend = self.backend()
-        if mode == "off" or detector is None or backend.modulator.name not in ("steer", "both"):
+        and re-steers steering done here (a server's reply cannot be changed half-way)."""
+        if not self.config.generation.steering_loop or detector is None:
             return None
-        if self.config.model.on_server:
+        if self.config.model.on_server or self.backend().modulator.name not in ("steer", "both"):
             return None
-        from emochat.engine.directions import find_directions, gains_path
-        from emochat.engine.modulation.gains import GainsFile
         from emochat.engine.modulation.loop import SteeringLoop
 
-        kept = None
-        directions = find_directions(backend.info) if mode in ("across", "both") else None
-        if directions is not None:
-            kept = GainsFile(gains_path(backend.info), directions.fingerprint())
-
-        def read(text: str) -> EmotionVector:
-            return detector.read(text).vector
-
-        return SteeringLoop(read, mode in ("within", "both"), kept, learn)
+        return SteeringLoop(lambda text: detector.read(text).vector)
 
     def _read_back_detector(self, background: bool) -> Detector | None:
         """The detector that reads replies back, if it is on (``background``: loading beside

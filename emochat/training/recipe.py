@@ -138,15 +138,15 @@ def build_training_set(
     rng = random.Random(seed)
     prompts = load_prompts()
     rng.shuffle(prompts)
-    loop = SteeringLoop(lambda text: detector.read(text).vector, within=True, kept=None)
+    loop = SteeringLoop(lambda text: detector.read(text).vector)
     balance = PoleBalance()
     baseline = MoodBaseline()
     samples = []
     for index in range(count):
         prompt, vector = prompts[index % len(prompts)], sample_vector(rng, balance)
         settings = SamplingSettings(max_new_tokens=tokens, seed=seed + index)
-        steering = loop.for_reply(vector)
-        reply = engine.reply([{"role": "user", "content": prompt}], vector, settings, steering)
+        check = loop.for_reply(vector)
+        reply = engine.reply([{"role": "user", "content": prompt}], vector, settings, check)
         text = whole_sentences(reply.finish())
         reading = detector.read(text).vector if text else None
         if reading is not None and vector.is_neutral():

@@ -185,7 +185,7 @@ async def test_a_model_that_fails_to_load_leaves_the_app_up() -> None:
 
 async def test_a_reply_that_fails_is_a_notification() -> None:
     class Exploding(FakeBackend):
-        def reply(self, messages, emotion, settings, steering=None):
+        def reply(self, messages, emotion, settings, after_first_sentence=None):
             raise EmochatError("out of memory while generating; try --quant 4bit")
 
     app = make_app(Exploding())
@@ -282,9 +282,9 @@ async def test_a_reply_cut_by_the_limit_is_marked_and_continued_with_one_key() -
 class Counting(FakeBackend):
     """Answers with the number of the call, so each sample differs."""
 
-    def reply(self, messages, emotion, settings, steering=None):
+    def reply(self, messages, emotion, settings, after_first_sentence=None):
         self.answer = f"answer {len(self.calls) + 1}"
-        return super().reply(messages, emotion, settings, steering)
+        return super().reply(messages, emotion, settings, after_first_sentence)
 
 
 async def test_regenerate_replaces_the_reply_and_keeps_the_old_one_on_record() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +26,7 @@ from emochat.engine.generation import (
 )
 from emochat.engine.loading import ModelInfo
 from emochat.engine.modulation.base import Modulator, NoModulation
-from emochat.engine.modulation.gains import PoleGains
-from emochat.engine.modulation.loop import ReplySteering, first_sentence
+from emochat.engine.modulation.loop import NO_GAINS, AfterFirstSentence, first_sentence
 from emochat.engine.prompt import ChatMessage, build_prompt_ids
 from emochat.errors import EmochatError
 
@@ -133,15 +132,15 @@ class Backend(ABC):
         messages: list[ChatMessage],
         emotion: EmotionVector,
         settings: SamplingSettings | None = None,
-        steering: ReplySteering | None = None,
+        after_first_sentence: AfterFirstSentence | None = None,
     ) -> Reply:
-        """Stream a reply to ``messages`` carrying ``emotion``; ``steering`` is the steering
-        loop's part in it (its gains, and its check after the first sentence)."""
+        """Stream a reply to ``messages`` carrying ``emotion``. ``after_first_sentence`` is the
+        steering loop's: given the reply's first sentence, the gains for the rest of it."""
         settings = settings or SamplingSettings()
         self._acquire()
         try:
-            self.modulator.set_gains(steering.gains if steering else PoleGains())
-            return self._start_reply(messages, emotion, settings, steering)
+            self.modulator.set_gains(NO_GAINS)
+            return self._start_reply(messages, emotion, settings, after_first_sentence)
         except BaseException:
             self._busy.release()
             raise
@@ -152,7 +151,7 @@ class Backend(ABC):
         messages: list[ChatMessage],
         emotion: EmotionVector,
         settings: SamplingSettings,
-        steering: ReplySteering | None,
+        after_first_sentence: AfterFirstSentence | None,
     ) -> Reply:
         """Under the busy lock: set the modulator and start the reply streaming
         (:func:`stream_reply`, which releases the lock when the reply ends)."""
@@ -198,10 +197,10 @@ class TokenBackend(Backend):
         messages: list[ChatMessage],
         emotion: EmotionVector,
         settings: SamplingSettings,
-        steering: ReplySteering | None,
+        after_first_sentence: AfterFirstSentence | None,
     ) -> Reply:
         prompt_ids, keep = self._prepare(messages, emotion, settings.max_new_tokens)
-        check = steering.after_first_sentence if steering else None
+        check = after_first_sentence
 
         def loop(emit: Emit, cancel: threading.Event, stats: ReplyStats) -> None:
             before, self._prefix = self._prefix, PrefixCache()  # unknown until the run says
@@ -219,7 +218,7 @@ class TokenBackend(Backend):
             limit=0 if settings.ignore_eos else settings.max_new_tokens,
         )
 
-    def _watch_first_sentence(self, emit: Emit, check: Callable[[str], PoleGains | None]) -> Emit:
+    def _watch_first_sentence(self, emit: Emit, check: AfterFirstSentence) -> Emit:
         """``emit``, which also hands the reply's first sentence to ``check`` once it is
         written, and steers the rest with the gains it returns (in the generating thread,
         between two tokens: the next one is computed with them)."""

@@ -20,7 +20,7 @@ from emochat.engine.generation import (
 )
 from emochat.engine.loading import ModelInfo
 from emochat.engine.modulation.base import Modulator
-from emochat.engine.modulation.loop import ReplySteering
+from emochat.engine.modulation.loop import AfterFirstSentence
 from emochat.engine.prompt import ChatMessage
 from emochat.engine.server_api import ServerAPI
 from emochat.errors import EmochatError
@@ -146,9 +146,9 @@ class OpenAIBackend(Backend):
         messages: list[ChatMessage],
         emotion: EmotionVector,
         settings: SamplingSettings,
-        steering: ReplySteering | None,
+        after_first_sentence: AfterFirstSentence | None,
     ) -> Reply:
-        # A server's reply cannot be re-steered half-way: only its starting gains apply.
+        # A server's reply cannot be re-steered half-way: the steering loop does not apply.
         prepared = self._fit(self.prepare_messages(messages, emotion), settings.max_new_tokens)
         self.modulator.set_emotion(emotion)
         body: dict[str, Any] = {

@@ -4,12 +4,11 @@ default for each call, so a modulator writes only what it does and no caller tes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any, Protocol
 
 from emochat.emotion import EmotionVector
-from emochat.engine.modulation.gains import PoleGains
 
 
 class Modulator(Protocol):
@@ -24,8 +23,8 @@ class Modulator(Protocol):
     def set_emotion(self, emotion: EmotionVector) -> None:
         """Called before each reply with the vector that reply should carry."""
 
-    def set_gains(self, gains: PoleGains) -> None:
-        """Each pole's strength multiplier (the steering loop's), from now on: before a reply,
+    def set_gains(self, gains: Sequence[float]) -> None:
+        """Each axis's strength multiplier (the steering loop's), from now on: before a reply,
         or between two of its tokens. Only steering has a strength to scale."""
 
     def system_prompt(self, emotion: EmotionVector) -> str | None:
@@ -66,7 +65,7 @@ class CombinedModulator(Modulator):
         for part in self.parts:
             part.set_emotion(emotion)
 
-    def set_gains(self, gains: PoleGains) -> None:
+    def set_gains(self, gains: Sequence[float]) -> None:
         for part in self.parts:
             part.set_gains(gains)
 

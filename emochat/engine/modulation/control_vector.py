@@ -8,14 +8,14 @@ forward hooks add them on the transformers backend); block 0 is never steered th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from emochat.emotion import EmotionVector
 from emochat.engine.directions import EmotionDirections
 from emochat.engine.modulation.base import Modulator
-from emochat.engine.modulation.gains import PoleGains
+from emochat.engine.modulation.loop import NO_GAINS
 from emochat.errors import EmochatError
 
 
@@ -33,7 +33,7 @@ class ControlVectorModulator(Modulator):
         self.directions = directions
         self.intensity = intensity
         self._emotion = EmotionVector()
-        self._gains = PoleGains()
+        self._gains: Sequence[float] = NO_GAINS
         self._llama: Any = None
         self._active: tuple[Any, int, int] | None = None  # what the context holds now
 
@@ -71,7 +71,7 @@ class ControlVectorModulator(Modulator):
         if emotion.is_neutral() or self.intensity == 0:
             self._set(None)
             return
-        offsets = self.directions.offsets(emotion, self.intensity, self._gains.for_emotion(emotion))
+        offsets = self.directions.offsets(emotion, self.intensity, self._gains)
         active = np.flatnonzero(np.abs(offsets).sum(axis=-1))
         if active.size == 0:
             self._set(None)
@@ -79,7 +79,7 @@ class ControlVectorModulator(Modulator):
         # Only the band's blocks get an addition at all: outside it llama.cpp adds nothing.
         self._set((np.ascontiguousarray(offsets[1:]), int(active[0]), int(active[-1])))
 
-    def set_gains(self, gains: PoleGains) -> None:
+    def set_gains(self, gains: Sequence[float]) -> None:
         # between two tokens of a reply, too: the next token is evaluated with the new vector
         self._gains = gains
         self.set_emotion(self._emotion)

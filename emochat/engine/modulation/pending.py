@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from emochat.emotion import EmotionVector
 from emochat.engine.modulation.base import Modulator, NoModulation
-from emochat.engine.modulation.gains import PoleGains
+from emochat.engine.modulation.loop import NO_GAINS
 from emochat.errors import EmochatError
 from emochat.progress import Progress
 
@@ -30,7 +30,7 @@ class PendingSteering(Modulator):
         self._active: Modulator = NoModulation()
         self._built: Modulator | None = None
         self._intensity = intensity
-        self._gains = PoleGains()
+        self._gains: Sequence[float] = NO_GAINS
         self._target: Any = None
         self._progress = progress
         self._done = threading.Event()
@@ -77,7 +77,7 @@ class PendingSteering(Modulator):
         self._switch()
         self._active.set_emotion(emotion)
 
-    def set_gains(self, gains: PoleGains) -> None:
+    def set_gains(self, gains: Sequence[float]) -> None:
         self._gains = gains
         self._active.set_gains(gains)
 

@@ -7,14 +7,14 @@ score, see benchmarks/steering_eval.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from emochat.emotion import EmotionVector
 from emochat.engine.directions import EmotionDirections
 from emochat.engine.layers import block_hidden, find_decoder_layers
 from emochat.engine.modulation.base import Modulator
-from emochat.engine.modulation.gains import PoleGains
+from emochat.engine.modulation.loop import NO_GAINS
 from emochat.errors import EmochatError
 
 
@@ -28,7 +28,7 @@ class SteeringModulator(Modulator):
         self.directions = directions
         self.intensity = intensity
         self._emotion = EmotionVector()
-        self._gains = PoleGains()
+        self._gains: Sequence[float] = NO_GAINS
         self._offsets: list[Any] = [None] * directions.n_layers
         self._handles: list[Any] = []
 
@@ -65,10 +65,10 @@ class SteeringModulator(Modulator):
         if emotion.is_neutral() or self.intensity == 0:
             self._offsets = [None] * self.directions.n_layers
             return
-        offsets = self.directions.offsets(emotion, self.intensity, self._gains.for_emotion(emotion))
+        offsets = self.directions.offsets(emotion, self.intensity, self._gains)
         self._offsets = [torch.from_numpy(row) if row.any() else None for row in offsets]
 
-    def set_gains(self, gains: PoleGains) -> None:
+    def set_gains(self, gains: Sequence[float]) -> None:
         # the next position's hooks read the new offsets: a reply's rest changes mid-way
         self._gains = gains
         self.set_emotion(self._emotion)
