@@ -145,21 +145,24 @@ def test_each_reply_is_read_back_and_kept_beside_the_mood_that_steered_it() -> N
     assert cut.exchanges()[-1].expressed["vector"][0] == 0.8
 
 
-def test_a_reply_is_read_back_as_each_sentence_is_finished_while_it_streams() -> None:
-    session = new_session(
-        FakeBackend("Nothing much here. I am so happy now. And the sad part is"),
-        read_back=FakeDetector(),
-    )
+def test_a_reply_is_read_back_as_each_sentence_is_finished_while_it_streams(monkeypatch) -> None:
+    from emochat.session import LiveReading
+
+    answer = "Nothing much here. I am so happy now. And the sad part is"
+    session = new_session(FakeBackend(answer), read_back=FakeDetector())
     seen = []
+    # at most one reading a second: this fast reply is read once live, after its first sentence
     session.ask("Hello there", on_read=lambda: seen.append(session.last_expressed))
     assert seen[0] is None  # the message read, before the reply
-    live = [reading.vector[0] for _, reading in seen[1:]]
+    assert [reading.vector[0] for _, reading in seen[1:]] == [0]
+    monkeypatch.setattr(LiveReading, "INTERVAL", 0.0)
+    seen.clear()
+    session.regenerate(on_read=lambda: seen.append(session.last_expressed))
+    live = [reading.vector[0] for _, reading in seen]
     assert live == [0, 0.8]  # after "here. " and after "now. ", not before
     # the whole reply, recorded, is what the session shows once the turn is over
     assert session.last_expressed[1].vector[0] == -0.8  # "sad" in the unfinished tail
     assert session.exchanges()[-1].expressed["vector"][0] == -0.8
-    session.regenerate(on_read=lambda: seen.append(session.last_expressed))
-    assert len(seen) == 5  # the regenerated reply read live too
 
 
 def test_without_read_back_nothing_is_read_or_kept() -> None:
