@@ -39,15 +39,23 @@ def test_the_evaluation_runs_and_prints_both_cross_talk_matrices(model_cache, tm
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    for judge in ("detector", "anchor"):
-        block = out.split(f"Cross-talk ({judge})")[1]
-        rows = [line for line in block.splitlines()[2:10]]
-        assert len(rows) == 8
-        for row in rows:
-            numbers = re.findall(r"-?\d+\.\d+", row)
-            assert len(numbers) == 9  # eight readings and the off/diagonal ratio
-        assert f"worst off-diagonal / diagonal ({judge})" in out
+    for loop in ("off", "on"):
+        table = out.split(f"\nloop: {loop}\n")[1].splitlines()
+        assert table[0].split()[-1] == "gap"
+        for row in table[1:9]:  # eight axes: two judges, on-topic, distinct-1, answers, gap
+            assert len(re.findall(r"-?\d+(?:\.\d+)?%?", row)) == 6, row
+        for judge in ("detector", "anchor"):
+            block = out.split(f"Cross-talk ({judge}, loop {loop})")[1]
+            rows = [line for line in block.splitlines()[2:10]]
+            assert len(rows) == 8
+            for row in rows:
+                numbers = re.findall(r"-?\d+\.\d+", row)
+                assert len(numbers) == 9  # eight readings and the off/diagonal ratio
+            assert f"worst off-diagonal / diagonal ({judge}, loop {loop})" in out
+    side_by_side = out.split("Success by loop")[1].splitlines()[2:10]
+    assert all(row.count("%") == 4 for row in side_by_side)  # two judges, loop off and on
     replies = json.loads(saved.read_text())
-    assert len(replies["prompts"]) == 6
-    assert set(replies) >= {"neutral", "joy", "sadness", "empathy"}
-    assert all(len(replies[key]) == 6 for key in replies)
+    assert len(replies["prompts"]) == 6 and len(replies["neutral"]) == 6
+    for loop in ("off", "on"):
+        assert set(replies[loop]) >= {"joy", "sadness", "empathy"}
+        assert all(len(texts) == 6 for texts in replies[loop].values())
