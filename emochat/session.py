@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from emochat.detect import Detector, Reading
 from emochat.emotion import EmotionVector
-from emochat.engine.modulation.loop import finished_sentences
+from emochat.engine.modulation.loop import SentenceEnds
 from emochat.engine.prompt import ChatMessage
 from emochat.errors import EmochatError
 from emochat.progress import Progress
@@ -139,19 +139,18 @@ class LiveReading:
 
     def __init__(self, detector: Detector, written: str = "") -> None:
         self._detector = detector
-        self._text = written
-        self._sentences = finished_sentences(written)
+        self._reply = SentenceEnds(written)
+        self._unread = 0  # sentences finished since the last reading
         self._last = -self.INTERVAL
 
     def push(self, piece: str) -> Reading | None:
-        """The reading of the reply so far, where ``piece`` finished a sentence and it is time."""
-        self._text += piece
-        count = finished_sentences(self._text)
-        if count <= self._sentences or time.monotonic() - self._last < self.INTERVAL:
+        """The reading of the reply so far, where a sentence was finished and it is time."""
+        self._unread += self._reply.add(piece)
+        if not self._unread or time.monotonic() - self._last < self.INTERVAL:
             return None
-        self._sentences = count
+        self._unread = 0
         self._last = time.monotonic()
-        return self._detector.read(self._text.strip())
+        return self._detector.read(self._reply.text.strip())
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,9 @@ from emochat.engine.directions import EmotionDirections
 from emochat.engine.modulation.loop import (
     BOOST,
     NO_GAINS,
+    SentenceEnds,
     SteeringLoop,
     boosted_gains,
-    finished_sentences,
-    first_sentence,
 )
 from emochat.session import ChatSession
 from emochat.state import EmotionState
@@ -66,13 +65,21 @@ def test_directions_scale_each_axis_by_its_gain_under_the_same_cap() -> None:
     ],
 )
 def test_the_first_sentence_is_found_once_it_is_sure(text: str, sentence: str | None) -> None:
-    assert first_sentence(text) == sentence
+    assert SentenceEnds(text).first_sentence() == sentence
 
 
 def test_sentences_count_as_finished_once_the_next_one_starts() -> None:
-    assert finished_sentences("One. Two! Three") == 2
-    assert finished_sentences("One. Two!") == 1
-    assert finished_sentences("Line one\nline two") == 1
+    assert len(SentenceEnds("One. Two! Three").ends) == 2
+    assert len(SentenceEnds("One. Two!").ends) == 1
+    assert len(SentenceEnds("Line one\nline two").ends) == 1
+
+
+def test_a_text_grown_piece_by_piece_has_the_ends_it_has_whole() -> None:
+    text = "Oh. I am so glad you asked!\nWell… it rained. And"
+    for size in (1, 2, 3, 5):
+        grown = SentenceEnds()
+        made = sum(grown.add(text[i : i + size]) for i in range(0, len(text), size))
+        assert grown.ends == SentenceEnds(text).ends and made == len(grown.ends) == 5
 
 
 def test_a_neutral_mood_is_never_read_and_a_steered_one_reads_its_first_sentence() -> None:

@@ -2,9 +2,9 @@
 emotion vectors (single poles, mixes of two axes, different strengths, and none) through
 activation steering, with the steering loop's within-reply boost; two judges keep the replies
 that are in the asked mood (the detector reads the reply moved in the vector's direction from
-where this model's unsteered replies read) and still on
-the question (prompt·reply similarity not far below the unsteered replies'); each kept reply is
-labelled with the vector that produced it. Trained on these, the projection and the LoRA learn
+where this model's unsteered replies read) and still on the question (prompt·reply similarity
+not far below the unsteered replies'); each kept reply is labelled with the vector that
+produced it. Trained on these, the projection and the LoRA learn
 to produce the mood from the vector alone.
 
 Poles are balanced: a pole is asked for in inverse proportion to how often its replies have

@@ -26,7 +26,7 @@ from emochat.engine.generation import (
 )
 from emochat.engine.loading import ModelInfo
 from emochat.engine.modulation.base import Modulator, NoModulation
-from emochat.engine.modulation.loop import NO_GAINS, AfterFirstSentence, first_sentence
+from emochat.engine.modulation.loop import NO_GAINS, AfterFirstSentence, SentenceEnds
 from emochat.engine.prompt import ChatMessage, build_prompt_ids
 from emochat.errors import EmochatError
 
@@ -200,12 +200,11 @@ class TokenBackend(Backend):
         after_first_sentence: AfterFirstSentence | None,
     ) -> Reply:
         prompt_ids, keep = self._prepare(messages, emotion, settings.max_new_tokens)
-        check = after_first_sentence
 
         def loop(emit: Emit, cancel: threading.Event, stats: ReplyStats) -> None:
             before, self._prefix = self._prefix, PrefixCache()  # unknown until the run says
-            if check is not None:
-                emit = self._watch_first_sentence(emit, check)
+            if after_first_sentence is not None:
+                emit = self._watch_first_sentence(emit, after_first_sentence)
             job = Generation(prompt_ids, keep, settings, emit, cancel)
             stats.cached_tokens, cached = self._run(job)
             self._prefix = before.after(cached, len(prompt_ids), stats.cached_tokens)
@@ -223,15 +222,14 @@ class TokenBackend(Backend):
         written, and steers the rest with the gains it returns (in the generating thread,
         between two tokens: the next one is computed with them)."""
         decoder: IncrementalDecoder | None = IncrementalDecoder(self.tokenizer)
-        written: list[str] = []
+        written = SentenceEnds()
 
         def watched(token: int) -> None:
             nonlocal decoder
             emit(token)
-            if decoder is None:
+            if decoder is None or not written.add(decoder.push(token)):
                 return
-            written.append(decoder.push(token))
-            sentence = first_sentence("".join(written))
+            sentence = written.first_sentence()
             if sentence is None:
                 return
             decoder = None  # once a reply

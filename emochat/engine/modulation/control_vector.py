@@ -81,6 +81,8 @@ class ControlVectorModulator(Modulator):
 
     def set_gains(self, gains: Sequence[float]) -> None:
         # between two tokens of a reply, too: the next token is evaluated with the new vector
+        if tuple(gains) == tuple(self._gains):
+            return  # each reply starts by resetting them: nothing to compute again
         self._gains = gains
         self.set_emotion(self._emotion)
 

@@ -36,19 +36,36 @@ Read = Callable[[str], Sequence[float]]
 AfterFirstSentence = Callable[[str], "tuple[float, ...] | None"]
 
 
-def first_sentence(text: str) -> str | None:
-    """The text up to the end of its first sentence of a few words, or None while there is none
-    yet (an end is only sure once the next character is a space)."""
-    for match in _SENTENCE_END.finditer(text):
-        sentence = text[: match.end()].strip()
-        if len(sentence.split()) >= MIN_SENTENCE_WORDS:
-            return sentence
-    return None
+class SentenceEnds:
+    """Where the sentences of a text end, as the text grows piece by piece (a reply as it
+    streams): each piece is scanned once, not the whole text again, since this runs per token.
+    An end is only sure once the next character is a space, so a final end waits for it."""
 
+    def __init__(self, text: str = "") -> None:
+        self.text = ""
+        self.ends: list[int] = []  # the offset just past each sentence end
+        self._scanned = 0  # everything before this is settled
+        self.add(text)
 
-def finished_sentences(text: str) -> int:
-    """How many sentences of ``text`` are surely finished (their end followed by a space)."""
-    return len(_SENTENCE_END.findall(text))
+    def add(self, piece: str) -> int:
+        """Append ``piece``; how many sentence ends it made sure."""
+        self.text += piece
+        before = len(self.ends)
+        for match in _SENTENCE_END.finditer(self.text, self._scanned):
+            self.ends.append(match.end())
+            self._scanned = match.end()
+        # only the last character can still become an end (when a space follows it)
+        self._scanned = max(self._scanned, len(self.text) - 1)
+        return len(self.ends) - before
+
+    def first_sentence(self) -> str | None:
+        """The text up to the end of its first sentence of a few words, or None while there is
+        none yet."""
+        for end in self.ends:
+            sentence = self.text[:end].strip()
+            if len(sentence.split()) >= MIN_SENTENCE_WORDS:
+                return sentence
+        return None
 
 
 def boosted_gains(emotion: EmotionVector, expressed: Sequence[float]) -> tuple[float, ...] | None:

@@ -70,6 +70,8 @@ class SteeringModulator(Modulator):
 
     def set_gains(self, gains: Sequence[float]) -> None:
         # the next position's hooks read the new offsets: a reply's rest changes mid-way
+        if tuple(gains) == tuple(self._gains):
+            return  # each reply starts by resetting them: nothing to compute again
         self._gains = gains
         self.set_emotion(self._emotion)
 
